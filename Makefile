@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create the
+# pinned environment in .venv/ first if it is missing or out of date.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fedmeta-installed
+TFF := tensorflow-federated==0.87.0
+
+.PHONY: venv demo test lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	# TFF 0.87.0 pins jaxlib==0.4.14, which the registry no longer serves;
+	# requirements.lock holds TFF's other requirements with jaxlib 0.4.13
+	# (it imports and runs), so TFF itself goes in with --no-deps.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(TFF)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps \
+	  --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.run --flagfile=experiments/configs/demo.flags \
+	  --experiment_name=demo_$$(date +%Y%m%d_%H%M%S)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Rewrites requirements.lock from the current environment.
+lock: $(STAMP)
+	{ sed -n '1,/^$$/p' requirements.lock; \
+	  $(PY) -m pip freeze --exclude-editable | grep -viE '^tensorflow[-_]federated=='; \
+	} > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV)

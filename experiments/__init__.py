@@ -1,0 +1,1 @@
+"""fedmeta's experiment runner and its helpers."""

@@ -1,0 +1,200 @@
+r"""fedmeta's experiment runner: any task with any algorithm, round by round.
+
+  python -m experiments.run --task=digits --algorithm=fed_avg --rounds=10
+  fedmeta-run --flagfile=experiments/configs/demo.flags
+
+Writes <root_output_dir>/<experiment_name>/{metrics.csv,summary.json}.
+"""
+
+import os
+import platform
+import sys
+
+from absl import app
+from absl import flags
+
+# Quiets TensorFlow and guards TFF's worker before either is imported.
+import fedmeta
+from fedmeta import algorithms
+from fedmeta import data
+from fedmeta import runtime
+from fedmeta.data import task as task_lib
+from experiments import training_loop
+
+import tensorflow as tf  # pylint: disable=g-bad-import-order
+import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
+
+SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
+# Algorithms whose name fixes the server optimizer.
+_OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
+
+_TASK = flags.DEFINE_enum('task', 'digits', sorted(data.LOADERS),
+                          'Federated task (dataset and model).')
+_ALGORITHM = flags.DEFINE_enum('algorithm', 'fed_avg',
+                               sorted(algorithms.BUILDERS),
+                               'Federated algorithm.')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None,
+    'Dataset root; default ../shared/data beside the repository when present, '
+    'else $FEDMETA_DATA_DIR.')
+_ROUNDS = flags.DEFINE_integer('rounds', 10, 'Number of rounds.', lower_bound=1)
+_CLIENTS_PER_ROUND = flags.DEFINE_integer(
+    'clients_per_round', 10, 'Clients sampled per round, uniformly without '
+    'replacement.', lower_bound=1)
+_NUM_CLIENTS = flags.DEFINE_integer(
+    'num_clients', 20, 'Clients to partition the data into, for tasks '
+    'without natural clients.', lower_bound=1)
+_CLIENT_EPOCHS = flags.DEFINE_integer('client_epochs', 1,
+                                      'Local epochs per round.', lower_bound=1)
+_CLIENT_BATCH_SIZE = flags.DEFINE_integer('client_batch_size', 20,
+                                          'Local batch size.', lower_bound=1)
+_CLIENT_LEARNING_RATE = flags.DEFINE_float(
+    'client_learning_rate', 0.1, 'Client SGD learning rate.', lower_bound=0.0)
+_SERVER_OPTIMIZER = flags.DEFINE_enum(
+    'server_optimizer', 'sgd', SERVER_OPTIMIZERS,
+    'Server optimizer for fed_avg, fed_sgd and fed_prox (fed_adam, fed_yogi, '
+    'fed_adagrad and fed_avgm fix their own).')
+_SERVER_LEARNING_RATE = flags.DEFINE_float(
+    'server_learning_rate', 1.0, 'Server learning rate.', lower_bound=0.0)
+_PROXIMAL_STRENGTH = flags.DEFINE_float(
+    'proximal_strength', 0.01, "FedProx's mu.", lower_bound=0.0)
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
+                                   'Evaluate every this many rounds.',
+                                   lower_bound=1)
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of data, model and sampling.')
+_ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta',
+                                       'Root of experiment outputs.')
+_EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None,
+                                       'Output subdirectory; default '
+                                       '<task>_<algorithm>_seed<seed>.')
+
+
+class RunError(Exception):
+  """A flag or input problem, reported as one line."""
+
+
+def default_data_dir() -> str:
+  beside_repo = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             '..', '..', 'shared', 'data')
+  if os.path.isdir(beside_repo):
+    return os.path.normpath(beside_repo)
+  return os.environ.get('FEDMETA_DATA_DIR', '')
+
+
+def _server_optimizer(name: str, learning_rate: float):
+  builders = {
+      'sgd': lambda: tff.learning.optimizers.build_sgdm(learning_rate),
+      'sgdm': lambda: tff.learning.optimizers.build_sgdm(learning_rate,
+                                                         momentum=0.9),
+      'adam': lambda: tff.learning.optimizers.build_adam(learning_rate),
+      'yogi': lambda: tff.learning.optimizers.build_yogi(learning_rate),
+      'adagrad': lambda: tff.learning.optimizers.build_adagrad(learning_rate),
+  }
+  return builders[name]()
+
+
+def build_process(model):
+  """The learning process the flags ask for."""
+  name = _ALGORITHM.value
+  builder = algorithms.BUILDERS[name]
+  kwargs = {}
+  if name in _OWN_SERVER_OPTIMIZER:
+    if _SERVER_OPTIMIZER.present:
+      raise RunError(f'--server_optimizer: {name} fixes its server optimizer; '
+                     'use --algorithm=fed_avg to choose one')
+    kwargs['server_learning_rate'] = _SERVER_LEARNING_RATE.value
+  else:
+    kwargs['server_optimizer'] = _server_optimizer(
+        _SERVER_OPTIMIZER.value, _SERVER_LEARNING_RATE.value)
+  if name != 'fed_sgd':
+    kwargs['client_optimizer'] = tff.learning.optimizers.build_sgdm(
+        _CLIENT_LEARNING_RATE.value)
+  if name == 'fed_prox':
+    kwargs['proximal_strength'] = _PROXIMAL_STRENGTH.value
+  return builder(model, **kwargs)
+
+
+def _output_dir(experiment_name: str) -> str:
+  root = _ROOT_OUTPUT_DIR.value
+  if os.path.exists(root) and not os.path.isdir(root):
+    raise RunError(f'--root_output_dir: {root} is a file, not a directory')
+  path = os.path.join(root, experiment_name)
+  if os.path.exists(os.path.join(path, 'metrics.csv')):
+    raise RunError(f'--experiment_name: {path} already holds a run; choose '
+                   'another name or remove it')
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise RunError(f'--root_output_dir: cannot create {path}: '
+                   f'{e.strerror}') from e
+  if not os.access(path, os.W_OK):
+    raise RunError(f'--root_output_dir: {path} is not writable')
+  return path
+
+
+def run_experiment() -> str:
+  """Runs the experiment the flags describe; returns its output directory."""
+  tf.keras.utils.set_random_seed(_SEED.value)
+  task = data.LOADERS[_TASK.value](num_clients=_NUM_CLIENTS.value,
+                                   seed=_SEED.value)
+  num_clients = len(task.train.client_ids)
+  if _CLIENTS_PER_ROUND.value > num_clients:
+    raise RunError(f'--clients_per_round: {_CLIENTS_PER_ROUND.value} is more '
+                   f'than the {num_clients} clients of task {task.name}')
+  experiment_name = (_EXPERIMENT_NAME.value or
+                     f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
+  output_dir = _output_dir(experiment_name)
+  runtime.set_local_context()
+
+  process = build_process(task.model_fn())
+  evaluate = algorithms.build_fed_eval(task.model_fn())
+  sample = training_loop.build_uniform_sampler(
+      task.train.client_ids, _CLIENTS_PER_ROUND.value, _SEED.value)
+
+  def client_datasets(round_num):
+    return [
+        task_lib.batch_client_dataset(
+            task.train.create_tf_dataset_for_client(cid),
+            epochs=_CLIENT_EPOCHS.value, batch_size=_CLIENT_BATCH_SIZE.value,
+            seed=_SEED.value + round_num)
+        for cid in sample(round_num)
+    ]
+
+  test_datasets = [task.test.create_tf_dataset_for_client(cid).batch(256)
+                   for cid in task.test.client_ids]
+  training_loop.run(
+      process=process,
+      client_datasets_fn=client_datasets,
+      evaluation_fn=lambda weights: evaluate(weights, test_datasets),
+      rounds=_ROUNDS.value,
+      eval_every=_EVAL_EVERY.value,
+      output_dir=output_dir,
+      summary_extra={
+          'flags': {f.name: f.value
+                    for f in flags.FLAGS.get_key_flags_for_module(sys.modules[__name__])},
+          'versions': {'fedmeta': fedmeta.__version__,
+                       'tensorflow': tf.__version__,
+                       'tensorflow_federated': tff.__version__,
+                       'python': platform.python_version()},
+      })
+  return output_dir
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    output_dir = run_experiment()
+  except (RunError, data.DataError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json)')
+
+
+def run_main():
+  """Console-script entry point (`fedmeta-run`)."""
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run_main()

@@ -1,0 +1,158 @@
+"""The federated parts every fedmeta algorithm shares.
+
+An algorithm is TFF's composition of four processes (see
+`tff.learning.templates.compose_learning_process`): a distributor (broadcast),
+a client work process, an aggregator (any `tff.aggregators` weighted factory:
+mean, DP, secure sum, compression) and a finalizer (a server optimizer). Only
+the client work differs between algorithms, and only in its TensorFlow
+`LocalFn`; `build_learning_process` does the rest.
+"""
+
+import collections
+import enum
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedmeta import models
+from fedmeta.algorithms import local_tf
+
+# (initial weights as (trainable, non_trainable), dataset) -> LocalResult.
+LocalFn = Callable[..., local_tf.LocalResult]
+
+
+class ClientWeighting(enum.Enum):
+  """How client updates are weighted in the server average."""
+  NUM_EXAMPLES = 'num_examples'
+  UNIFORM = 'uniform'
+
+
+def finalize_client_result(
+    result: local_tf.LocalResult, weighting: ClientWeighting):
+  """Returns (ClientResult, metrics, dropped) for one client.
+
+  A client whose update is non-finite, or which saw no example, gets weight
+  zero and a zero update, so it cannot move the global model; its metrics are
+  reset. `dropped` is the indicator pair (empty, non_finite) as int32.
+  """
+  update, non_finite = tff.learning.tensor_utils.zero_all_if_any_non_finite(
+      result.update)
+  non_finite = tf.cast(non_finite, tf.int32)
+  empty = tf.cast(tf.equal(result.num_examples, 0), tf.int32)
+  keep = tf.cast(tf.equal(empty + non_finite, 0), tf.float32)
+  if weighting == ClientWeighting.NUM_EXAMPLES:
+    weight = keep * tf.cast(result.num_examples, tf.float32)
+  else:
+    weight = keep
+  metrics = tf.cond(
+      tf.cast(non_finite, tf.bool),
+      lambda: tf.nest.map_structure(tf.zeros_like, result.metrics),
+      lambda: result.metrics)
+  return (tff.learning.templates.ClientResult(update=update,
+                                              update_weight=weight),
+          metrics,
+          collections.OrderedDict(clients_empty=empty,
+                                  clients_non_finite=non_finite))
+
+
+def build_client_work(
+    model: tff.learning.models.FunctionalModel,
+    local_fn: LocalFn,
+    *,
+    client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
+) -> tff.learning.templates.ClientWorkProcess:
+  """A stateless `ClientWorkProcess` that runs `local_fn` on every client.
+
+  Its measurements are `train` (the model's metrics plus loss, num_examples
+  and num_batches, summed over clients then finalized) and the counts
+  `clients_empty` / `clients_non_finite` of zero-weighted clients.
+
+  Args:
+    model: The `tff.learning.models.FunctionalModel` being trained.
+    local_fn: Builds the client's `LocalResult`; called inside a
+      `tff.tensorflow.computation` with the broadcast weights and the dataset.
+    client_weighting: A `ClientWeighting`.
+
+  Returns:
+    A `tff.learning.templates.ClientWorkProcess` with type signature
+    `(<state=()@SERVER, weights={ModelWeights}@CLIENTS, data={B*}@CLIENTS> ->
+    <state, result={ClientResult}@CLIENTS, measurements@SERVER>)`.
+  """
+  weights_type = models.weights_type(model)
+  data_type = tff.SequenceType(tff.types.tensorflow_to_type(model.input_spec))
+
+  @tff.tensorflow.computation(weights_type, data_type)
+  def client_update(weights, dataset):
+    result = local_fn((weights.trainable, weights.non_trainable), dataset)
+    return finalize_client_result(result, client_weighting)
+
+  finalize_metrics = local_tf.build_metrics_finalizer(model)
+
+  @tff.federated_computation
+  def init_fn():
+    return tff.federated_value((), tff.SERVER)
+
+  @tff.federated_computation(
+      tff.FederatedType((), tff.SERVER),
+      tff.FederatedType(weights_type, tff.CLIENTS),
+      tff.FederatedType(data_type, tff.CLIENTS))
+  def next_fn(state, weights, data):
+    result, metrics, dropped = tff.federated_map(client_update, (weights, data))
+    train = tff.learning.metrics.sum_then_finalize(finalize_metrics)(metrics)
+    measurements = tff.federated_zip(collections.OrderedDict(
+        train=train,
+        clients_empty=tff.federated_sum(dropped.clients_empty),
+        clients_non_finite=tff.federated_sum(dropped.clients_non_finite)))
+    return tff.templates.MeasuredProcessOutput(state, result, measurements)
+
+  return tff.learning.templates.ClientWorkProcess(init_fn, next_fn)
+
+
+def build_learning_process(
+    model: tff.learning.models.FunctionalModel,
+    client_work: tff.learning.templates.ClientWorkProcess,
+    *,
+    server_optimizer: tff.learning.optimizers.Optimizer,
+    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory],
+    model_distributor: Optional[tff.learning.templates.DistributionProcess],
+) -> tff.learning.templates.LearningProcess:
+  """Composes broadcast, `client_work`, aggregation and a server optimizer.
+
+  Args:
+    model: The `tff.learning.models.FunctionalModel` being trained.
+    client_work: Its client work, e.g. from `build_client_work`.
+    server_optimizer: Applies the aggregated update to the global weights, as
+      a gradient (`tff.learning.templates.build_apply_optimizer_finalizer`).
+    model_aggregator: Any `tff.aggregators.WeightedAggregationFactory`;
+      `tff.aggregators.MeanFactory()` when None.
+    model_distributor: A `tff.learning.templates.DistributionProcess`;
+      broadcast when None.
+
+  Returns:
+    A `tff.learning.templates.LearningProcess` whose state is a
+    `tff.learning.templates.LearningAlgorithmState`.
+  """
+  weights_type = models.weights_type(model)
+
+  @tff.tensorflow.computation
+  def initial_weights_fn():
+    return models.initial_weights(model)
+
+  if model_distributor is None:
+    model_distributor = tff.learning.templates.build_broadcast_process(
+        weights_type)
+  if model_aggregator is None:
+    model_aggregator = tff.aggregators.MeanFactory()
+  if not isinstance(model_aggregator, tff.aggregators.WeightedAggregationFactory):
+    raise TypeError(
+        'model_aggregator: expected a tff.aggregators.'
+        f'WeightedAggregationFactory, got {type(model_aggregator).__name__}')
+  aggregator = model_aggregator.create(weights_type.trainable,
+                                       tff.TensorType(np.float32))
+  finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
+      server_optimizer, weights_type)
+  return tff.learning.templates.compose_learning_process(
+      initial_weights_fn, model_distributor, client_work, aggregator,
+      finalizer)

@@ -1,0 +1,160 @@
+"""Client-side TensorFlow of the FedAvg family: plain functions, no TFF.
+
+Each function takes a `tff.learning.models.FunctionalModel`, weights as
+`(trainable, non_trainable)` tuples of tensors and a `tf.data.Dataset`, and can
+be called eagerly in tests or inside a `tff.tensorflow.computation`.
+
+The model's metrics state is extended with the example-weighted loss sum and
+the example and batch counts (`MetricsState`), finalized by
+`build_metrics_finalizer`.
+"""
+
+import collections
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedmeta import models
+
+Weights = tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]]
+
+
+class LocalResult(NamedTuple):
+  """What a client's local computation produces.
+
+  Attributes:
+    update: A structure matching the trainable weights: a model delta
+      (initial - trained) or a gradient, both applied by a server optimizer.
+    num_examples: int64 scalar, examples the client processed.
+    metrics: The client's unfinalized metrics (see `initial_metrics_state`).
+  """
+  update: Any
+  num_examples: tf.Tensor
+  metrics: Any
+
+
+def initial_metrics_state(model: tff.learning.models.FunctionalModel):
+  return collections.OrderedDict(
+      model=model.initialize_metrics_state(),
+      loss_sum=tf.constant(0.0, tf.float32),
+      num_examples=tf.constant(0, tf.int64),
+      num_batches=tf.constant(0, tf.int64))
+
+
+def update_metrics_state(model, state, batch_output, y):
+  """Adds one batch's `tff.learning.models.BatchOutput` to `state`."""
+  n = tf.cast(batch_output.num_examples, tf.int64)
+  return collections.OrderedDict(
+      model=model.update_metrics_state(
+          state['model'], batch_output=batch_output, labels=y),
+      loss_sum=state['loss_sum'] + batch_output.loss * tf.cast(n, tf.float32),
+      num_examples=state['num_examples'] + n,
+      num_batches=state['num_batches'] + 1)
+
+
+def build_metrics_finalizer(model: tff.learning.models.FunctionalModel):
+  """Returns a function from summed metrics states to the reported metrics."""
+  def finalize(state):
+    metrics = collections.OrderedDict(model.finalize_metrics(state['model']))
+    metrics['loss'] = tf.math.divide_no_nan(
+        state['loss_sum'], tf.cast(state['num_examples'], tf.float32))
+    metrics['num_examples'] = state['num_examples']
+    metrics['num_batches'] = state['num_batches']
+    return metrics
+  return finalize
+
+
+def forward(model, weights: Weights, batch, training: bool):
+  """Loss and `BatchOutput` of `model` at `weights` on one batch."""
+  x, y = models.batch_xy(batch)
+  predictions = model.predict_on_batch(weights, x, training=training)
+  loss = model.loss(output=predictions, label=y)
+  num_examples = tf.shape(tf.nest.flatten(predictions)[0])[0]
+  return tff.learning.models.BatchOutput(
+      loss=loss, predictions=predictions, num_examples=num_examples), y
+
+
+def train_locally(
+    model: tff.learning.models.FunctionalModel,
+    optimizer: tff.learning.optimizers.Optimizer,
+    initial_weights: Weights,
+    dataset: tf.data.Dataset,
+    *,
+    proximal_strength: float = 0.0,
+) -> LocalResult:
+  """Runs one optimizer step per batch of `dataset`, starting at the weights.
+
+  With `proximal_strength` mu > 0 each step minimizes the FedProx objective
+  loss(w) + mu/2 ||w - w_initial||^2, whose gradient adds mu (w - w_initial).
+
+  Returns:
+    A `LocalResult` whose update is the model delta `initial - trained`.
+  """
+  initial_trainable, non_trainable = initial_weights
+  specs = tuple(tf.TensorSpec.from_tensor(w) for w in initial_trainable)
+
+  def step(state, batch):
+    trainable, opt_state, metrics = state
+    with tf.GradientTape() as tape:
+      tape.watch(trainable)
+      batch_output, y = forward(model, (trainable, non_trainable), batch,
+                                training=True)
+    gradients = tape.gradient(batch_output.loss, trainable)
+    if proximal_strength > 0.0:
+      gradients = tuple(
+          g + proximal_strength * (w - w0)
+          for g, w, w0 in zip(gradients, trainable, initial_trainable))
+    opt_state, trainable = optimizer.next(opt_state, trainable, gradients)
+    metrics = update_metrics_state(model, metrics, batch_output, y)
+    return tuple(trainable), opt_state, metrics
+
+  trainable, _, metrics = dataset.reduce(
+      (tuple(initial_trainable), optimizer.initialize(specs),
+       initial_metrics_state(model)), step)
+  delta = tuple(w0 - w for w0, w in zip(initial_trainable, trainable))
+  return LocalResult(delta, metrics['num_examples'], metrics)
+
+
+def full_batch_gradient(
+    model: tff.learning.models.FunctionalModel,
+    weights: Weights,
+    dataset: tf.data.Dataset,
+) -> LocalResult:
+  """Gradient of the mean loss over all of `dataset` at fixed `weights`.
+
+  Batches are weighted by their size, so the result does not depend on how
+  the client's data is batched (FedSGD's client step).
+  """
+  trainable, non_trainable = weights
+
+  def accumulate(state, batch):
+    gradient_sum, metrics = state
+    with tf.GradientTape() as tape:
+      tape.watch(trainable)
+      batch_output, y = forward(model, weights, batch, training=True)
+    gradients = tape.gradient(batch_output.loss, trainable,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    n = tf.cast(batch_output.num_examples, tf.float32)
+    gradient_sum = tuple(s + n * g for s, g in zip(gradient_sum, gradients))
+    return gradient_sum, update_metrics_state(model, metrics, batch_output, y)
+
+  gradient_sum, metrics = dataset.reduce(
+      (tuple(tf.zeros_like(w) for w in trainable),
+       initial_metrics_state(model)), accumulate)
+  n = tf.cast(metrics['num_examples'], tf.float32)
+  gradient = tuple(tf.math.divide_no_nan(s, n) for s in gradient_sum)
+  del non_trainable
+  return LocalResult(gradient, metrics['num_examples'], metrics)
+
+
+def evaluate_locally(
+    model: tff.learning.models.FunctionalModel,
+    weights: Weights,
+    dataset: tf.data.Dataset,
+):
+  """Unfinalized metrics of `model` at `weights` over all of `dataset`."""
+  def accumulate(metrics, batch):
+    batch_output, y = forward(model, weights, batch, training=False)
+    return update_metrics_state(model, metrics, batch_output, y)
+  return dataset.reduce(initial_metrics_state(model), accumulate)

@@ -1,0 +1,93 @@
+"""No TFF worker outlives a fedmeta process, however the process ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT_S = 120
+
+# Runs one federated computation, prints its worker's pid, then ends as asked.
+CHILD = r'''
+import sys, time
+import fedmeta
+from fedmeta import runtime
+import tensorflow_federated as tff
+runtime.set_local_context()
+tff.federated_computation(lambda: 'ok')()
+print('worker', *runtime.live_worker_pids(), flush=True)
+mode = sys.argv[1]
+if mode == 'raise':
+  raise RuntimeError('expected failure')
+if mode == 'wait':
+  time.sleep(300)
+'''
+
+
+def _alive(pid: int) -> bool:
+  """True while `pid` runs (a zombie awaiting its reaper counts as dead)."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except FileNotFoundError:
+    return False
+
+
+def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if not _alive(pid):
+      return True
+    time.sleep(0.1)
+  return False
+
+
+def _start(mode: str) -> subprocess.Popen:
+  # SIGINT as a terminal delivers it: a child started in the background by a
+  # non-interactive shell would inherit it as ignored.
+  return subprocess.Popen(
+      [sys.executable, '-c', CHILD, mode], cwd=REPO, text=True,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _read_worker_pid(proc: subprocess.Popen) -> int:
+  line = proc.stdout.readline()
+  assert line.startswith('worker '), (line, proc.stderr.read())
+  pids = [int(p) for p in line.split()[1:]]
+  assert len(pids) == 1, line
+  return pids[0]
+
+
+class RuntimeTest(parameterized.TestCase):
+
+  @parameterized.parameters('exit', 'raise')
+  def test_worker_stops_and_piped_output_closes(self, mode):
+    proc = _start(mode)
+    worker = _read_worker_pid(proc)
+    # communicate() returns only when every holder of the pipes has closed
+    # them: a leaked worker would make it time out.
+    _, stderr = proc.communicate(timeout=TIMEOUT_S)
+    self.assertEqual(proc.returncode, 0 if mode == 'exit' else 1, stderr)
+    self.assertTrue(_wait_dead(worker), f'worker {worker} outlived {mode}')
+    self.assertNotIn('Exception ignored', stderr)
+
+  @parameterized.parameters(signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+  def test_worker_dies_with_signalled_parent(self, signum):
+    proc = _start('wait')
+    worker = _read_worker_pid(proc)
+    self.assertTrue(_alive(worker))
+    proc.send_signal(signum)
+    proc.communicate(timeout=TIMEOUT_S)
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertTrue(_wait_dead(worker),
+                    f'worker {worker} outlived signal {signum}')
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -1,0 +1,57 @@
+"""Small models and client datasets shared by the tests."""
+
+import numpy as np
+import tensorflow as tf
+
+from fedmeta import models
+
+NUM_FEATURES = 4
+NUM_CLASSES = 3
+INPUT_SPEC = {'x': tf.TensorSpec([None, NUM_FEATURES], tf.float32),
+              'y': tf.TensorSpec([None], tf.int32)}
+
+
+def softmax_regression(hidden: int = 0):
+  """A functional softmax regression (or 1-hidden-layer MLP) model."""
+  def keras_model():
+    layers = [tf.keras.layers.Input([NUM_FEATURES])]
+    if hidden:
+      layers.append(tf.keras.layers.Dense(hidden, activation='tanh'))
+    layers.append(tf.keras.layers.Dense(NUM_CLASSES))
+    return tf.keras.Sequential(layers)
+  return models.from_keras(
+      keras_model,
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec=INPUT_SPEC,
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy])
+
+
+def client_arrays(sizes, seed=0):
+  """One (x, y) pair of arrays per client, of the given sizes."""
+  rng = np.random.default_rng(seed)
+  return [(rng.normal(size=(n, NUM_FEATURES)).astype(np.float32),
+           rng.integers(0, NUM_CLASSES, n).astype(np.int32)) for n in sizes]
+
+
+def as_dataset(x, y, batch_size):
+  return tf.data.Dataset.from_tensor_slices({'x': x, 'y': y}).batch(batch_size)
+
+
+def client_datasets(sizes, batch_size=4, seed=0):
+  return [as_dataset(x, y, batch_size) for x, y in client_arrays(sizes, seed)]
+
+
+def max_abs_diff(a, b) -> float:
+  return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v))))
+             for u, v in zip(tf.nest.flatten(a), tf.nest.flatten(b)))
+
+
+def run_rounds(process, datasets, rounds):
+  """Runs `rounds` rounds on the same datasets; returns (weights, outputs)."""
+  state = process.initialize()
+  outputs = []
+  for _ in range(rounds):
+    output = process.next(state, datasets)
+    state = output.state
+    outputs.append(output)
+  return process.get_model_weights(state), outputs
