@@ -62,7 +62,9 @@ _EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
                                    'Evaluate every this many rounds.',
                                    lower_bound=1)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of data, model and sampling.')
-_ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta',
+# Not '/tmp/fedmeta': a directory named like the package would shadow it for
+# any Python started in /tmp.
+_ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_runs',
                                        'Root of experiment outputs.')
 _EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None,
                                        'Output subdirectory; default '
