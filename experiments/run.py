@@ -18,6 +18,7 @@ import fedmeta
 from fedmeta import algorithms
 from fedmeta import data
 from fedmeta import runtime
+from fedmeta.data import partition
 from fedmeta.data import task as task_lib
 from experiments import training_loop
 
@@ -187,7 +188,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
     output_dir = run_experiment()
-  except (RunError, data.DataError, ValueError) as e:
+  except (RunError, data.DataError, partition.PartitionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json)')

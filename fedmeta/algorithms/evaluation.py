@@ -1,6 +1,5 @@
 """Federated evaluation: score global weights on any set of clients."""
 
-
 import tensorflow_federated as tff
 
 from fedmeta import models

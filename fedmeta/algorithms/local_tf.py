@@ -126,7 +126,7 @@ def full_batch_gradient(
   Batches are weighted by their size, so the result does not depend on how
   the client's data is batched (FedSGD's client step).
   """
-  trainable, non_trainable = weights
+  trainable, _ = weights
 
   def accumulate(state, batch):
     gradient_sum, metrics = state
@@ -144,7 +144,6 @@ def full_batch_gradient(
        initial_metrics_state(model)), accumulate)
   n = tf.cast(metrics['num_examples'], tf.float32)
   gradient = tuple(tf.math.divide_no_nan(s, n) for s in gradient_sum)
-  del non_trainable
   return LocalResult(gradient, metrics['num_examples'], metrics)
 
 
