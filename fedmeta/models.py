@@ -1,7 +1,10 @@
-"""Keras models as TFF functional models, the form every fedmeta algorithm uses.
+"""Models: Keras builders as TFF functional models, and one interface over both
+TFF model kinds for fedmeta's client code.
 
 A `tff.learning.models.FunctionalModel` is a pure function of its weights, so
 the same model serves FedAvg's local SGD and MAML's differentiable inner loop.
+A `tff.learning.models.VariableModel` (from a no-arg callable) serves the
+FedAvg family through `VariableAdapter`.
 """
 
 import collections
@@ -47,33 +50,185 @@ def from_keras(
       metrics_constructor=constructors or None)
 
 
-def as_functional(model: Any) -> tff.learning.models.FunctionalModel:
-  """Returns `model` if it is a functional model, else raises `ModelError`."""
-  if isinstance(model, tff.learning.models.FunctionalModel):
-    return model
+ModelFn = Any  # A FunctionalModel, or a no-arg callable returning a VariableModel.
+
+
+def check_model_fn(model_fn: ModelFn) -> None:
+  """Raises `ModelError` unless `model_fn` is a model fedmeta can train."""
+  if isinstance(model_fn, tff.learning.models.FunctionalModel):
+    return
+  if callable(model_fn):
+    return  # Checked when called, inside a TF graph (see `build`).
   raise ModelError(
       'model_fn: expected a tff.learning.models.FunctionalModel (build one '
-      'from a Keras model with fedmeta.models.from_keras), got '
-      f'{type(model).__name__}')
+      'from a Keras model with fedmeta.models.from_keras) or a no-arg '
+      'callable returning a tff.learning.models.VariableModel, got '
+      f'{type(model_fn).__name__}')
 
 
-def initial_weights(
-    model: tff.learning.models.FunctionalModel,
-) -> tff.learning.models.ModelWeights:
-  """The model's initial weights as tensors in `ModelWeights` form."""
-  trainable, non_trainable = model.initial_weights
+class FunctionalAdapter:
+  """The interface fedmeta's client code uses, over a `FunctionalModel`."""
+
+  def __init__(self, model: tff.learning.models.FunctionalModel):
+    self.model = model
+    self.input_spec = model.input_spec
+
+  def run(self, fn, *args):
+    """`fn(self, *args)`: pure functions need no extra ordering."""
+    return fn(self, *args)
+
+  def forward(self, weights, batch, training: bool):
+    """(`tff.learning.models.BatchOutput`, labels) of one batch at `weights`."""
+    x, y = batch_xy(batch)
+    predictions = self.model.predict_on_batch(weights, x, training=training)
+    loss = self.model.loss(output=predictions, label=y)
+    num_examples = tf.shape(tf.nest.flatten(predictions)[0])[0]
+    return tff.learning.models.BatchOutput(
+        loss=loss, predictions=predictions, num_examples=num_examples), y
+
+  def forward_and_gradient(self, weights, batch):
+    """`forward` in training mode, plus d loss / d trainable weights."""
+    trainable, _ = weights
+    with tf.GradientTape() as tape:
+      tape.watch(trainable)
+      batch_output, y = self.forward(weights, batch, training=True)
+    gradients = tape.gradient(batch_output.loss, trainable,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return batch_output, y, tuple(gradients)
+
+  def initialize_metrics_state(self):
+    return self.model.initialize_metrics_state()
+
+  def update_metrics_state(self, state, batch_output, y):
+    return self.model.update_metrics_state(
+        state, batch_output=batch_output, labels=y)
+
+  def report_metrics_state(self, state):
+    return state
+
+
+class VariableAdapter:
+  """The same interface over a `tff.learning.models.VariableModel`.
+
+  Each call assigns the given weights into the model's variables first, so
+  gradients are first-order only: enough for the FedAvg family, not for
+  differentiating through an inner loop (MAML needs a `FunctionalModel`).
+  The model's metrics live in its own variables, updated by `forward`.
+  Construct it inside a TF graph, where the model's variables may be created.
+  """
+
+  def __init__(self, model: tff.learning.models.VariableModel):
+    self.model = model
+    self.input_spec = model.input_spec
+
+  def run(self, fn, *args):
+    """`fn(self, *args)` as a `tf.function`, whose automatic control
+    dependencies order the metric reset, the loop and the metric read."""
+    return tf.function(fn)(self, *args)
+
+  def _assign(self, weights):
+    trainable, non_trainable = weights
+    for variable, value in zip(
+        (*self.model.trainable_variables, *self.model.non_trainable_variables),
+        (*trainable, *non_trainable)):
+      variable.assign(value)
+
+  def forward(self, weights, batch, training: bool):
+    self._assign(weights)
+    _, y = batch_xy(batch)
+    return self.model.forward_pass(batch, training=training), y
+
+  def forward_and_gradient(self, weights, batch):
+    self._assign(weights)
+    _, y = batch_xy(batch)
+    with tf.GradientTape() as tape:
+      batch_output = self.model.forward_pass(batch, training=True)
+    gradients = tape.gradient(batch_output.loss,
+                              self.model.trainable_variables,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return batch_output, y, tuple(gradients)
+
+  def initialize_metrics_state(self):
+    self.model.reset_metrics()
+    return ()
+
+  def update_metrics_state(self, state, batch_output, y):
+    del batch_output, y  # `forward_pass` already updated the metric variables.
+    return state
+
+  def report_metrics_state(self, state):
+    del state
+    return self.model.report_local_unfinalized_metrics()
+
+
+def build(model_fn: ModelFn):
+  """The adapter for `model_fn`; call inside a TF graph.
+
+  Raises:
+    ModelError: If a callable `model_fn` does not return a `VariableModel`.
+  """
+  if isinstance(model_fn, tff.learning.models.FunctionalModel):
+    return FunctionalAdapter(model_fn)
+  model = model_fn()
+  if not isinstance(model, tff.learning.models.VariableModel):
+    raise ModelError(
+        'model_fn: a callable model_fn must return a '
+        f'tff.learning.models.VariableModel, got {type(model).__name__}')
+  return VariableAdapter(model)
+
+
+def initial_weights(model_fn: ModelFn) -> tff.learning.models.ModelWeights:
+  """Initial weights as tensors; call inside a TF graph."""
+  if isinstance(model_fn, tff.learning.models.FunctionalModel):
+    trainable, non_trainable = model_fn.initial_weights
+    return tff.learning.models.ModelWeights(
+        tuple(tf.convert_to_tensor(w) for w in trainable),
+        tuple(tf.convert_to_tensor(w) for w in non_trainable))
+  model = build(model_fn).model
   return tff.learning.models.ModelWeights(
-      tuple(tf.convert_to_tensor(w) for w in trainable),
-      tuple(tf.convert_to_tensor(w) for w in non_trainable))
+      tuple(tf.identity(v) for v in model.trainable_variables),
+      tuple(tf.identity(v) for v in model.non_trainable_variables))
 
 
-def weights_type(model: tff.learning.models.FunctionalModel) -> tff.Type:
+def _with_graph_model(model_fn: ModelFn, fn):
+  """`fn(adapter)` for a model built in a throwaway graph (for its specs)."""
+  with tf.Graph().as_default():
+    return fn(build(model_fn))
+
+
+def weights_type(model_fn: ModelFn) -> tff.Type:
   """The TFF type of the model's `ModelWeights`."""
   def spec(w):
     return tf.TensorSpec(w.shape, tf.dtypes.as_dtype(w.dtype))
-  trainable, non_trainable = model.initial_weights
+  if isinstance(model_fn, tff.learning.models.FunctionalModel):
+    trainable, non_trainable = model_fn.initial_weights
+  else:
+    trainable, non_trainable = _with_graph_model(
+        model_fn, lambda a: (a.model.trainable_variables,
+                             a.model.non_trainable_variables))
   return tff.types.tensorflow_to_type(tff.learning.models.ModelWeights(
       tuple(spec(w) for w in trainable), tuple(spec(w) for w in non_trainable)))
+
+
+def data_type(model_fn: ModelFn) -> tff.SequenceType:
+  """The TFF type of a client's dataset: a sequence of `input_spec`."""
+  input_spec = (model_fn.input_spec
+                if isinstance(model_fn, tff.learning.models.FunctionalModel)
+                else _with_graph_model(model_fn, lambda a: a.input_spec))
+  return tff.SequenceType(tff.types.tensorflow_to_type(input_spec))
+
+
+def metrics_finalizer(model_fn: ModelFn):
+  """Function from a (summed) metrics state to the model's metric values."""
+  if isinstance(model_fn, tff.learning.models.FunctionalModel):
+    return model_fn.finalize_metrics
+  finalizers = _with_graph_model(model_fn,
+                                 lambda a: a.model.metric_finalizers())
+
+  def finalize(state):
+    return collections.OrderedDict(
+        (name, finalizer(state[name])) for name, finalizer in finalizers.items())
+  return finalize
 
 
 def batch_xy(batch: Any) -> tuple[Any, Any]:

@@ -19,7 +19,8 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import local_tf
 
-# (initial weights as (trainable, non_trainable), dataset) -> LocalResult.
+# (model adapter, initial weights as (trainable, non_trainable), dataset)
+#   -> LocalResult.
 LocalFn = Callable[..., local_tf.LocalResult]
 
 
@@ -58,7 +59,7 @@ def finalize_client_result(
 
 
 def build_client_work(
-    model: tff.learning.models.FunctionalModel,
+    model_fn: models.ModelFn,
     local_fn: LocalFn,
     *,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
@@ -70,9 +71,10 @@ def build_client_work(
   `clients_empty` / `clients_non_finite` of zero-weighted clients.
 
   Args:
-    model: The `tff.learning.models.FunctionalModel` being trained.
+    model_fn: The model being trained (see `fedmeta.models.ModelFn`).
     local_fn: Builds the client's `LocalResult`; called inside a
-      `tff.tensorflow.computation` with the broadcast weights and the dataset.
+      `tff.tensorflow.computation` with the model's adapter, the broadcast
+      weights and the dataset.
     client_weighting: A `ClientWeighting`.
 
   Returns:
@@ -80,15 +82,16 @@ def build_client_work(
     `(<state=()@SERVER, weights={ModelWeights}@CLIENTS, data={B*}@CLIENTS> ->
     <state, result={ClientResult}@CLIENTS, measurements@SERVER>)`.
   """
-  weights_type = models.weights_type(model)
-  data_type = tff.SequenceType(tff.types.tensorflow_to_type(model.input_spec))
+  weights_type = models.weights_type(model_fn)
+  data_type = models.data_type(model_fn)
 
   @tff.tensorflow.computation(weights_type, data_type)
   def client_update(weights, dataset):
-    result = local_fn((weights.trainable, weights.non_trainable), dataset)
+    result = models.build(model_fn).run(
+        local_fn, (weights.trainable, weights.non_trainable), dataset)
     return finalize_client_result(result, client_weighting)
 
-  finalize_metrics = local_tf.build_metrics_finalizer(model)
+  finalize_metrics = local_tf.build_metrics_finalizer(model_fn)
 
   @tff.federated_computation
   def init_fn():
@@ -111,7 +114,7 @@ def build_client_work(
 
 
 def build_learning_process(
-    model: tff.learning.models.FunctionalModel,
+    model_fn: models.ModelFn,
     client_work: tff.learning.templates.ClientWorkProcess,
     *,
     server_optimizer: tff.learning.optimizers.Optimizer,
@@ -121,7 +124,7 @@ def build_learning_process(
   """Composes broadcast, `client_work`, aggregation and a server optimizer.
 
   Args:
-    model: The `tff.learning.models.FunctionalModel` being trained.
+    model_fn: The model being trained (see `fedmeta.models.ModelFn`).
     client_work: Its client work, e.g. from `build_client_work`.
     server_optimizer: Applies the aggregated update to the global weights, as
       a gradient (`tff.learning.templates.build_apply_optimizer_finalizer`).
@@ -134,11 +137,11 @@ def build_learning_process(
     A `tff.learning.templates.LearningProcess` whose state is a
     `tff.learning.templates.LearningAlgorithmState`.
   """
-  weights_type = models.weights_type(model)
+  weights_type = models.weights_type(model_fn)
 
   @tff.tensorflow.computation
   def initial_weights_fn():
-    return models.initial_weights(model)
+    return models.initial_weights(model_fn)
 
   if model_distributor is None:
     model_distributor = tff.learning.templates.build_broadcast_process(

@@ -6,28 +6,30 @@ from fedmeta import models
 from fedmeta.algorithms import local_tf
 
 
-def build_fed_eval(model_fn: tff.learning.models.FunctionalModel):
+def build_fed_eval(model_fn: models.ModelFn):
   """Builds a computation that evaluates weights on client datasets.
 
   Args:
-    model_fn: A `tff.learning.models.FunctionalModel`.
+    model_fn: A `tff.learning.models.FunctionalModel`, or a no-arg callable
+      returning a new `tff.learning.models.VariableModel`.
 
   Returns:
     A `tff.Computation` `(<ModelWeights@SERVER, {B*}@CLIENTS> -> M@SERVER)`
     where `M` holds the model's metrics plus loss, num_examples and
     num_batches, pooled over all clients' examples.
   """
-  model = models.as_functional(model_fn)
-  weights_type = models.weights_type(model)
-  data_type = tff.SequenceType(tff.types.tensorflow_to_type(model.input_spec))
+  models.check_model_fn(model_fn)
+  weights_type = models.weights_type(model_fn)
+  data_type = models.data_type(model_fn)
 
   @tff.tensorflow.computation(weights_type, data_type)
   def client_eval(weights, dataset):
-    return local_tf.evaluate_locally(
-        model, (weights.trainable, weights.non_trainable), dataset)
+    return models.build(model_fn).run(
+        local_tf.evaluate_locally, (weights.trainable, weights.non_trainable),
+        dataset)
 
   aggregate = tff.learning.metrics.sum_then_finalize(
-      local_tf.build_metrics_finalizer(model))
+      local_tf.build_metrics_finalizer(model_fn))
 
   @tff.federated_computation(tff.FederatedType(weights_type, tff.SERVER),
                              tff.FederatedType(data_type, tff.CLIENTS))

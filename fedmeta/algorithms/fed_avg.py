@@ -18,7 +18,7 @@ DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1.0)
 
 
 def build_fed_avg(
-    model_fn: tff.learning.models.FunctionalModel,
+    model_fn: models.ModelFn,
     *,
     client_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
@@ -37,8 +37,9 @@ def build_fed_avg(
   other optimizers give Reddi et al.'s FedOpt, see `fed_opt`).
 
   Args:
-    model_fn: A `tff.learning.models.FunctionalModel`, e.g. from
-      `fedmeta.models.from_keras`.
+    model_fn: A `tff.learning.models.FunctionalModel` (e.g. from
+      `fedmeta.models.from_keras`), or a no-arg callable that builds a new
+      `tff.learning.models.VariableModel` on each call.
     client_optimizer: A `tff.learning.optimizers.Optimizer`; SGD(0.1) if None.
     server_optimizer: A `tff.learning.optimizers.Optimizer`; SGD(1.0) if None.
     client_weighting: Weight deltas by client examples or uniformly.
@@ -54,21 +55,21 @@ def build_fed_avg(
     `get_model_weights` and `set_model_weights`.
 
   Raises:
-    fedmeta.models.ModelError: If `model_fn` is not a functional model.
+    fedmeta.models.ModelError: If `model_fn` is neither kind of model.
     ValueError: If `proximal_strength` is negative.
   """
-  model = models.as_functional(model_fn)
+  models.check_model_fn(model_fn)
   if proximal_strength < 0:
     raise ValueError(
         f'proximal_strength: must be >= 0, got {proximal_strength}')
   local_fn = functools.partial(
-      local_tf.train_locally, model,
-      client_optimizer or DEFAULT_CLIENT_OPTIMIZER_FN(),
+      local_tf.train_locally,
+      optimizer=client_optimizer or DEFAULT_CLIENT_OPTIMIZER_FN(),
       proximal_strength=proximal_strength)
   return client_work_lib.build_learning_process(
-      model,
+      model_fn,
       client_work_lib.build_client_work(
-          model, local_fn, client_weighting=client_weighting),
+          model_fn, local_fn, client_weighting=client_weighting),
       server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),
       model_aggregator=model_aggregator,
       model_distributor=model_distributor)

@@ -5,7 +5,6 @@ Decentralized Data", AISTATS 2017 (FedSGD baseline).
 https://arxiv.org/abs/1602.05629
 """
 
-import functools
 from typing import Optional
 
 import tensorflow_federated as tff
@@ -18,7 +17,7 @@ DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(0.1)
 
 
 def build_fed_sgd(
-    model_fn: tff.learning.models.FunctionalModel,
+    model_fn: models.ModelFn,
     *,
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
@@ -32,7 +31,8 @@ def build_fed_sgd(
   gradient descent on the union of the round's client data.
 
   Args:
-    model_fn: A `tff.learning.models.FunctionalModel`.
+    model_fn: A `tff.learning.models.FunctionalModel`, or a no-arg callable
+      returning a new `tff.learning.models.VariableModel`.
     server_optimizer: A `tff.learning.optimizers.Optimizer`; SGD(0.1) if None.
     client_weighting: Weight gradients by client examples or uniformly.
     model_aggregator: A `tff.aggregators.WeightedAggregationFactory`.
@@ -41,11 +41,11 @@ def build_fed_sgd(
   Returns:
     A `tff.learning.templates.LearningProcess`.
   """
-  model = models.as_functional(model_fn)
+  models.check_model_fn(model_fn)
   return client_work_lib.build_learning_process(
-      model,
+      model_fn,
       client_work_lib.build_client_work(
-          model, functools.partial(local_tf.full_batch_gradient, model),
+          model_fn, local_tf.full_batch_gradient,
           client_weighting=client_weighting),
       server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),
       model_aggregator=model_aggregator,

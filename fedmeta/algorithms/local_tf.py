@@ -1,8 +1,8 @@
 """Client-side TensorFlow of the FedAvg family: plain functions, no TFF.
 
-Each function takes a `tff.learning.models.FunctionalModel`, weights as
+Each function takes a model adapter (`fedmeta.models.build`), weights as
 `(trainable, non_trainable)` tuples of tensors and a `tf.data.Dataset`, and can
-be called eagerly in tests or inside a `tff.tensorflow.computation`.
+be called inside a `tf.function` or a `tff.tensorflow.computation`.
 
 The model's metrics state is extended with the example-weighted loss sum and
 the example and batch counts (`MetricsState`), finalized by
@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedmeta import models
+
 
 Weights = tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]]
 
@@ -34,7 +35,7 @@ class LocalResult(NamedTuple):
   metrics: Any
 
 
-def initial_metrics_state(model: tff.learning.models.FunctionalModel):
+def initial_metrics_state(model):
   return collections.OrderedDict(
       model=model.initialize_metrics_state(),
       loss_sum=tf.constant(0.0, tf.float32),
@@ -46,17 +47,25 @@ def update_metrics_state(model, state, batch_output, y):
   """Adds one batch's `tff.learning.models.BatchOutput` to `state`."""
   n = tf.cast(batch_output.num_examples, tf.int64)
   return collections.OrderedDict(
-      model=model.update_metrics_state(
-          state['model'], batch_output=batch_output, labels=y),
+      model=model.update_metrics_state(state['model'], batch_output, y),
       loss_sum=state['loss_sum'] + batch_output.loss * tf.cast(n, tf.float32),
       num_examples=state['num_examples'] + n,
       num_batches=state['num_batches'] + 1)
 
 
-def build_metrics_finalizer(model: tff.learning.models.FunctionalModel):
+def report_metrics_state(model, state):
+  """The client's unfinalized metrics once its loop is done."""
+  reported = collections.OrderedDict(state)
+  reported['model'] = model.report_metrics_state(state['model'])
+  return reported
+
+
+def build_metrics_finalizer(model_fn):
   """Returns a function from summed metrics states to the reported metrics."""
+  finalize_model_metrics = models.metrics_finalizer(model_fn)
+
   def finalize(state):
-    metrics = collections.OrderedDict(model.finalize_metrics(state['model']))
+    metrics = collections.OrderedDict(finalize_model_metrics(state['model']))
     metrics['loss'] = tf.math.divide_no_nan(
         state['loss_sum'], tf.cast(state['num_examples'], tf.float32))
     metrics['num_examples'] = state['num_examples']
@@ -65,22 +74,12 @@ def build_metrics_finalizer(model: tff.learning.models.FunctionalModel):
   return finalize
 
 
-def forward(model, weights: Weights, batch, training: bool):
-  """Loss and `BatchOutput` of `model` at `weights` on one batch."""
-  x, y = models.batch_xy(batch)
-  predictions = model.predict_on_batch(weights, x, training=training)
-  loss = model.loss(output=predictions, label=y)
-  num_examples = tf.shape(tf.nest.flatten(predictions)[0])[0]
-  return tff.learning.models.BatchOutput(
-      loss=loss, predictions=predictions, num_examples=num_examples), y
-
-
 def train_locally(
-    model: tff.learning.models.FunctionalModel,
-    optimizer: tff.learning.optimizers.Optimizer,
+    model,
     initial_weights: Weights,
     dataset: tf.data.Dataset,
     *,
+    optimizer: tff.learning.optimizers.Optimizer,
     proximal_strength: float = 0.0,
 ) -> LocalResult:
   """Runs one optimizer step per batch of `dataset`, starting at the weights.
@@ -96,11 +95,8 @@ def train_locally(
 
   def step(state, batch):
     trainable, opt_state, metrics = state
-    with tf.GradientTape() as tape:
-      tape.watch(trainable)
-      batch_output, y = forward(model, (trainable, non_trainable), batch,
-                                training=True)
-    gradients = tape.gradient(batch_output.loss, trainable)
+    batch_output, y, gradients = model.forward_and_gradient(
+        (trainable, non_trainable), batch)
     if proximal_strength > 0.0:
       gradients = tuple(
           g + proximal_strength * (w - w0)
@@ -113,14 +109,12 @@ def train_locally(
       (tuple(initial_trainable), optimizer.initialize(specs),
        initial_metrics_state(model)), step)
   delta = tuple(w0 - w for w0, w in zip(initial_trainable, trainable))
-  return LocalResult(delta, metrics['num_examples'], metrics)
+  return LocalResult(delta, metrics['num_examples'],
+                     report_metrics_state(model, metrics))
 
 
-def full_batch_gradient(
-    model: tff.learning.models.FunctionalModel,
-    weights: Weights,
-    dataset: tf.data.Dataset,
-) -> LocalResult:
+def full_batch_gradient(model, weights: Weights,
+                        dataset: tf.data.Dataset) -> LocalResult:
   """Gradient of the mean loss over all of `dataset` at fixed `weights`.
 
   Batches are weighted by their size, so the result does not depend on how
@@ -130,11 +124,7 @@ def full_batch_gradient(
 
   def accumulate(state, batch):
     gradient_sum, metrics = state
-    with tf.GradientTape() as tape:
-      tape.watch(trainable)
-      batch_output, y = forward(model, weights, batch, training=True)
-    gradients = tape.gradient(batch_output.loss, trainable,
-                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    batch_output, y, gradients = model.forward_and_gradient(weights, batch)
     n = tf.cast(batch_output.num_examples, tf.float32)
     gradient_sum = tuple(s + n * g for s, g in zip(gradient_sum, gradients))
     return gradient_sum, update_metrics_state(model, metrics, batch_output, y)
@@ -144,16 +134,14 @@ def full_batch_gradient(
        initial_metrics_state(model)), accumulate)
   n = tf.cast(metrics['num_examples'], tf.float32)
   gradient = tuple(tf.math.divide_no_nan(s, n) for s in gradient_sum)
-  return LocalResult(gradient, metrics['num_examples'], metrics)
+  return LocalResult(gradient, metrics['num_examples'],
+                     report_metrics_state(model, metrics))
 
 
-def evaluate_locally(
-    model: tff.learning.models.FunctionalModel,
-    weights: Weights,
-    dataset: tf.data.Dataset,
-):
+def evaluate_locally(model, weights: Weights, dataset: tf.data.Dataset):
   """Unfinalized metrics of `model` at `weights` over all of `dataset`."""
   def accumulate(metrics, batch):
-    batch_output, y = forward(model, weights, batch, training=False)
+    batch_output, y = model.forward(weights, batch, training=False)
     return update_metrics_state(model, metrics, batch_output, y)
-  return dataset.reduce(initial_metrics_state(model), accumulate)
+  return report_metrics_state(
+      model, dataset.reduce(initial_metrics_state(model), accumulate))

@@ -99,7 +99,7 @@ class FedAvgTest(parameterized.TestCase):
     self.assertLess(testing.max_abs_diff(with_bad, without), 1e-6)
     self.assertEqual(outputs[0].metrics['client_work']['clients_non_finite'], 1)
 
-  def test_rejects_non_functional_model(self):
+  def test_rejects_callable_that_returns_no_model(self):
     with self.assertRaisesRegex(models.ModelError, 'model_fn'):
       algorithms.build_fed_avg(lambda: None)
 
