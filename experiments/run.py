@@ -191,6 +191,10 @@ def main(argv):
   except (RunError, data.DataError, partition.PartitionError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:
+    print('interrupted; metrics.csv holds the rounds finished so far',
+          file=sys.stderr)
+    sys.exit(130)
   print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json)')
 
 

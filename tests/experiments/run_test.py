@@ -4,9 +4,11 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -19,9 +21,36 @@ SMALL = ['--task=digits', '--num_clients=6', '--clients_per_round=3',
 
 
 def run(*args):
+  # Pipes on stdout and stderr: a leaked TFF worker would hold them open and
+  # make this time out instead of returning when the run is done.
   return subprocess.run(
       [sys.executable, '-m', 'experiments.run', *args], cwd=REPO,
       capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+def live_workers() -> set[int]:
+  """Pids of running TFF worker_binary processes on this machine."""
+  pids = set()
+  for entry in os.listdir('/proc'):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f'/proc/{entry}/cmdline', 'rb') as f:
+        cmdline = f.read()
+      with open(f'/proc/{entry}/stat') as f:
+        state = f.read().rsplit(')', 1)[1].split()[0]
+    except OSError:
+      continue
+    if b'worker_binary' in cmdline and state != 'Z':
+      pids.add(int(entry))
+  return pids
+
+
+def wait_until_gone(pids, timeout=10.0) -> set[int]:
+  deadline = time.monotonic() + timeout
+  while pids & live_workers() and time.monotonic() < deadline:
+    time.sleep(0.1)
+  return pids & live_workers()
 
 
 class RunTest(parameterized.TestCase):
@@ -32,9 +61,11 @@ class RunTest(parameterized.TestCase):
     self.addCleanup(shutil.rmtree, self.root)
 
   def test_three_rounds_write_metrics_and_summary(self):
+    before = live_workers()
     result = run(*SMALL, '--rounds=3', '--eval_every=2',
                  f'--root_output_dir={self.root}', '--experiment_name=e')
     self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertEmpty(live_workers() - before)
     out = os.path.join(self.root, 'e')
     self.assertIn(f'Results in {out}/', result.stdout)
     self.assertEqual(result.stdout.count('round '), 3)
@@ -48,6 +79,31 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(summary['flags']['rounds'], 3)
     self.assertEqual(summary['versions']['tensorflow_federated'], '0.87.0')
     self.assertIn('eval/sparse_categorical_accuracy', summary['final_metrics'])
+
+  def test_sigint_mid_run_stops_worker_and_keeps_metrics(self):
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'experiments.run', *SMALL, '--rounds=500',
+         f'--root_output_dir={self.root}', '--experiment_name=i'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As a terminal's Ctrl-C: not inherited as ignored from a shell.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    self.assertTrue(proc.stdout.readline().startswith('round 1/500'))
+    workers = {p for p in live_workers()
+               if open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1]
+               == str(proc.pid)}
+    self.assertLen(workers, 1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=TIMEOUT_S)
+    self.assertEqual(proc.returncode, 130, stderr)
+    self.assertNotIn('Traceback', stderr)
+    self.assertIn('interrupted', stderr)
+    self.assertEmpty(wait_until_gone(workers))
+    out = os.path.join(self.root, 'i')
+    self.assertFalse(os.path.exists(os.path.join(out, 'metrics.csv.tmp')))
+    with open(os.path.join(out, 'metrics.csv')) as f:
+      rounds = [int(r['round']) for r in csv.DictReader(f)]
+    self.assertEqual(rounds, list(range(1, len(rounds) + 1)))
+    self.assertNotEmpty(rounds)
 
   @parameterized.named_parameters(
       ('unknown_task', ['--task=mnist'], '--task'),
