@@ -15,7 +15,8 @@ def build_fed_prox(model_fn, *, proximal_strength: float = 0.01, **kwargs):
   follows the paper (see tests/algorithms/fed_prox_test.py).
 
   Args:
-    model_fn: A `tff.learning.models.FunctionalModel`.
+    model_fn: A `tff.learning.models.FunctionalModel`, or a no-arg callable
+      returning a new `tff.learning.models.VariableModel`.
     proximal_strength: mu >= 0; 0 is FedAvg.
     **kwargs: Keyword arguments of `fedmeta.algorithms.build_fed_avg`.
 

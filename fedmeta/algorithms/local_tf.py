@@ -1,11 +1,12 @@
-"""Client-side TensorFlow of the FedAvg family: plain functions, no TFF.
+"""Client-side TensorFlow of the FedAvg family: plain functions, no federated
+computations.
 
 Each function takes a model adapter (`fedmeta.models.build`), weights as
 `(trainable, non_trainable)` tuples of tensors and a `tf.data.Dataset`, and can
 be called inside a `tf.function` or a `tff.tensorflow.computation`.
 
 The model's metrics state is extended with the example-weighted loss sum and
-the example and batch counts (`MetricsState`), finalized by
+the example and batch counts (`initial_metrics_state`), finalized by
 `build_metrics_finalizer`.
 """
 
@@ -16,7 +17,6 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedmeta import models
-
 
 Weights = tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]]
 
