@@ -8,7 +8,7 @@ FedAvg family through `VariableAdapter`.
 """
 
 import collections
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -53,25 +53,11 @@ def from_keras(
 ModelFn = Any  # A FunctionalModel, or a no-arg callable returning a VariableModel.
 
 
-def check_model_fn(model_fn: ModelFn) -> None:
-  """Raises `ModelError` unless `model_fn` is a model fedmeta can train."""
-  if isinstance(model_fn, tff.learning.models.FunctionalModel):
-    return
-  if callable(model_fn):
-    return  # Checked when called, inside a TF graph (see `build`).
-  raise ModelError(
-      'model_fn: expected a tff.learning.models.FunctionalModel (build one '
-      'from a Keras model with fedmeta.models.from_keras) or a no-arg '
-      'callable returning a tff.learning.models.VariableModel, got '
-      f'{type(model_fn).__name__}')
-
-
 class FunctionalAdapter:
   """The interface fedmeta's client code uses, over a `FunctionalModel`."""
 
   def __init__(self, model: tff.learning.models.FunctionalModel):
     self.model = model
-    self.input_spec = model.input_spec
 
   def run(self, fn, *args):
     """`fn(self, *args)`: pure functions need no extra ordering."""
@@ -119,7 +105,6 @@ class VariableAdapter:
 
   def __init__(self, model: tff.learning.models.VariableModel):
     self.model = model
-    self.input_spec = model.input_spec
 
   def run(self, fn, *args):
     """`fn(self, *args)` as a `tf.function`, whose automatic control
@@ -190,45 +175,60 @@ def initial_weights(model_fn: ModelFn) -> tff.learning.models.ModelWeights:
       tuple(tf.identity(v) for v in model.non_trainable_variables))
 
 
-def _with_graph_model(model_fn: ModelFn, fn):
-  """`fn(adapter)` for a model built in a throwaway graph (for its specs)."""
-  with tf.Graph().as_default():
-    return fn(build(model_fn))
+class ModelSpec(NamedTuple):
+  """What the federated glue needs to know of a model, outside any graph.
+
+  Attributes:
+    weights_type: The TFF type of the model's `ModelWeights`.
+    data_type: The TFF type of a client dataset, a sequence of `input_spec`.
+    finalize_metrics: Function from a (summed) metrics state, as reported by
+      the adapter's `report_metrics_state`, to the model's metric values.
+  """
+  weights_type: tff.Type
+  data_type: tff.SequenceType
+  finalize_metrics: Callable[[Any], Any]
 
 
-def weights_type(model_fn: ModelFn) -> tff.Type:
-  """The TFF type of the model's `ModelWeights`."""
-  def spec(w):
-    return tf.TensorSpec(w.shape, tf.dtypes.as_dtype(w.dtype))
+def spec(model_fn: ModelFn) -> ModelSpec:
+  """The `ModelSpec` of `model_fn`.
+
+  A `VariableModel` is built once, in a throwaway graph, to read it.
+
+  Raises:
+    ModelError: If `model_fn` is neither a `FunctionalModel` nor a callable
+      returning a `VariableModel`.
+  """
   if isinstance(model_fn, tff.learning.models.FunctionalModel):
     trainable, non_trainable = model_fn.initial_weights
+    input_spec = model_fn.input_spec
+    finalize = model_fn.finalize_metrics
+  elif callable(model_fn):
+    with tf.Graph().as_default():
+      model = build(model_fn).model
+      trainable = model.trainable_variables
+      non_trainable = model.non_trainable_variables
+      input_spec = model.input_spec
+      finalizers = model.metric_finalizers()
+
+    def finalize(state):
+      return collections.OrderedDict(
+          (name, fn(state[name])) for name, fn in finalizers.items())
   else:
-    trainable, non_trainable = _with_graph_model(
-        model_fn, lambda a: (a.model.trainable_variables,
-                             a.model.non_trainable_variables))
-  return tff.types.tensorflow_to_type(tff.learning.models.ModelWeights(
-      tuple(spec(w) for w in trainable), tuple(spec(w) for w in non_trainable)))
+    raise ModelError(
+        'model_fn: expected a tff.learning.models.FunctionalModel (build one '
+        'from a Keras model with fedmeta.models.from_keras) or a no-arg '
+        'callable returning a tff.learning.models.VariableModel, got '
+        f'{type(model_fn).__name__}')
 
-
-def data_type(model_fn: ModelFn) -> tff.SequenceType:
-  """The TFF type of a client's dataset: a sequence of `input_spec`."""
-  input_spec = (model_fn.input_spec
-                if isinstance(model_fn, tff.learning.models.FunctionalModel)
-                else _with_graph_model(model_fn, lambda a: a.input_spec))
-  return tff.SequenceType(tff.types.tensorflow_to_type(input_spec))
-
-
-def metrics_finalizer(model_fn: ModelFn):
-  """Function from a (summed) metrics state to the model's metric values."""
-  if isinstance(model_fn, tff.learning.models.FunctionalModel):
-    return model_fn.finalize_metrics
-  finalizers = _with_graph_model(model_fn,
-                                 lambda a: a.model.metric_finalizers())
-
-  def finalize(state):
-    return collections.OrderedDict(
-        (name, finalizer(state[name])) for name, finalizer in finalizers.items())
-  return finalize
+  def tensor_spec(w):
+    return tf.TensorSpec(w.shape, tf.dtypes.as_dtype(w.dtype))
+  weights = tff.learning.models.ModelWeights(
+      tuple(tensor_spec(w) for w in trainable),
+      tuple(tensor_spec(w) for w in non_trainable))
+  return ModelSpec(
+      weights_type=tff.types.tensorflow_to_type(weights),
+      data_type=tff.SequenceType(tff.types.tensorflow_to_type(input_spec)),
+      finalize_metrics=finalize)
 
 
 def batch_xy(batch: Any) -> tuple[Any, Any]:

@@ -82,16 +82,16 @@ def build_client_work(
     `(<state=()@SERVER, weights={ModelWeights}@CLIENTS, data={B*}@CLIENTS> ->
     <state, result={ClientResult}@CLIENTS, measurements@SERVER>)`.
   """
-  weights_type = models.weights_type(model_fn)
-  data_type = models.data_type(model_fn)
+  model_spec = models.spec(model_fn)
 
-  @tff.tensorflow.computation(weights_type, data_type)
+  @tff.tensorflow.computation(model_spec.weights_type, model_spec.data_type)
   def client_update(weights, dataset):
     result = models.build(model_fn).run(
         local_fn, (weights.trainable, weights.non_trainable), dataset)
     return finalize_client_result(result, client_weighting)
 
-  finalize_metrics = local_tf.build_metrics_finalizer(model_fn)
+  finalize_metrics = local_tf.build_metrics_finalizer(
+      model_spec.finalize_metrics)
 
   @tff.federated_computation
   def init_fn():
@@ -99,8 +99,8 @@ def build_client_work(
 
   @tff.federated_computation(
       tff.FederatedType((), tff.SERVER),
-      tff.FederatedType(weights_type, tff.CLIENTS),
-      tff.FederatedType(data_type, tff.CLIENTS))
+      tff.FederatedType(model_spec.weights_type, tff.CLIENTS),
+      tff.FederatedType(model_spec.data_type, tff.CLIENTS))
   def next_fn(state, weights, data):
     result, metrics, dropped = tff.federated_map(client_update, (weights, data))
     train = tff.learning.metrics.sum_then_finalize(finalize_metrics)(metrics)
@@ -137,7 +137,8 @@ def build_learning_process(
     A `tff.learning.templates.LearningProcess` whose state is a
     `tff.learning.templates.LearningAlgorithmState`.
   """
-  weights_type = models.weights_type(model_fn)
+  # The client work's `next` takes <state, weights@CLIENTS, data@CLIENTS>.
+  weights_type = client_work.next.type_signature.parameter[1].member
 
   @tff.tensorflow.computation
   def initial_weights_fn():

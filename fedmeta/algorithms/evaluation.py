@@ -18,9 +18,8 @@ def build_fed_eval(model_fn: models.ModelFn):
     where `M` holds the model's metrics plus loss, num_examples and
     num_batches, pooled over all clients' examples.
   """
-  models.check_model_fn(model_fn)
-  weights_type = models.weights_type(model_fn)
-  data_type = models.data_type(model_fn)
+  model_spec = models.spec(model_fn)
+  weights_type, data_type = model_spec.weights_type, model_spec.data_type
 
   @tff.tensorflow.computation(weights_type, data_type)
   def client_eval(weights, dataset):
@@ -29,7 +28,7 @@ def build_fed_eval(model_fn: models.ModelFn):
         dataset)
 
   aggregate = tff.learning.metrics.sum_then_finalize(
-      local_tf.build_metrics_finalizer(model_fn))
+      local_tf.build_metrics_finalizer(model_spec.finalize_metrics))
 
   @tff.federated_computation(tff.FederatedType(weights_type, tff.SERVER),
                              tff.FederatedType(data_type, tff.CLIENTS))

@@ -58,7 +58,6 @@ def build_fed_avg(
     fedmeta.models.ModelError: If `model_fn` is neither kind of model.
     ValueError: If `proximal_strength` is negative.
   """
-  models.check_model_fn(model_fn)
   if proximal_strength < 0:
     raise ValueError(
         f'proximal_strength: must be >= 0, got {proximal_strength}')

@@ -41,7 +41,6 @@ def build_fed_sgd(
   Returns:
     A `tff.learning.templates.LearningProcess`.
   """
-  models.check_model_fn(model_fn)
   return client_work_lib.build_learning_process(
       model_fn,
       client_work_lib.build_client_work(

@@ -16,8 +16,6 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedmeta import models
-
 Weights = tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]]
 
 
@@ -60,10 +58,9 @@ def report_metrics_state(model, state):
   return reported
 
 
-def build_metrics_finalizer(model_fn):
-  """Returns a function from summed metrics states to the reported metrics."""
-  finalize_model_metrics = models.metrics_finalizer(model_fn)
-
+def build_metrics_finalizer(finalize_model_metrics):
+  """Extends a model's metrics finalizer (`fedmeta.models.ModelSpec`) to the
+  full metrics state, adding loss, num_examples and num_batches."""
   def finalize(state):
     metrics = collections.OrderedDict(finalize_model_metrics(state['model']))
     metrics['loss'] = tf.math.divide_no_nan(
