@@ -4,10 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
+
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 120
@@ -27,24 +28,6 @@ if mode == 'raise':
 if mode == 'wait':
   time.sleep(300)
 '''
-
-
-def _alive(pid: int) -> bool:
-  """True while `pid` runs (a zombie awaiting its reaper counts as dead)."""
-  try:
-    with open(f'/proc/{pid}/stat') as f:
-      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-  except FileNotFoundError:
-    return False
-
-
-def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if not _alive(pid):
-      return True
-    time.sleep(0.1)
-  return False
 
 
 def _start(mode: str) -> subprocess.Popen:
@@ -74,19 +57,20 @@ class RuntimeTest(parameterized.TestCase):
     # them: a leaked worker would make it time out.
     _, stderr = proc.communicate(timeout=TIMEOUT_S)
     self.assertEqual(proc.returncode, 0 if mode == 'exit' else 1, stderr)
-    self.assertTrue(_wait_dead(worker), f'worker {worker} outlived {mode}')
+    self.assertEmpty(processes.wait_dead({worker}),
+                     f'worker {worker} outlived {mode}')
     self.assertNotIn('Exception ignored', stderr)
 
   @parameterized.parameters(signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
   def test_worker_dies_with_signalled_parent(self, signum):
     proc = _start('wait')
     worker = _read_worker_pid(proc)
-    self.assertTrue(_alive(worker))
+    self.assertTrue(processes.alive(worker))
     proc.send_signal(signum)
     proc.communicate(timeout=TIMEOUT_S)
     self.assertNotEqual(proc.returncode, 0)
-    self.assertTrue(_wait_dead(worker),
-                    f'worker {worker} outlived signal {signum}')
+    self.assertEmpty(processes.wait_dead({worker}),
+                     f'worker {worker} outlived signal {signum}')
 
 
 if __name__ == '__main__':

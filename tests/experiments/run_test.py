@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
+
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -28,31 +29,6 @@ def run(*args):
       capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
-def live_workers() -> set[int]:
-  """Pids of running TFF worker_binary processes on this machine."""
-  pids = set()
-  for entry in os.listdir('/proc'):
-    if not entry.isdigit():
-      continue
-    try:
-      with open(f'/proc/{entry}/cmdline', 'rb') as f:
-        cmdline = f.read()
-      with open(f'/proc/{entry}/stat') as f:
-        state = f.read().rsplit(')', 1)[1].split()[0]
-    except OSError:
-      continue
-    if b'worker_binary' in cmdline and state != 'Z':
-      pids.add(int(entry))
-  return pids
-
-
-def wait_until_gone(pids, timeout=10.0) -> set[int]:
-  deadline = time.monotonic() + timeout
-  while pids & live_workers() and time.monotonic() < deadline:
-    time.sleep(0.1)
-  return pids & live_workers()
-
-
 class RunTest(parameterized.TestCase):
 
   def setUp(self):
@@ -61,11 +37,11 @@ class RunTest(parameterized.TestCase):
     self.addCleanup(shutil.rmtree, self.root)
 
   def test_three_rounds_write_metrics_and_summary(self):
-    before = live_workers()
+    before = processes.live_workers()
     result = run(*SMALL, '--rounds=3', '--eval_every=2',
                  f'--root_output_dir={self.root}', '--experiment_name=e')
     self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertEmpty(live_workers() - before)
+    self.assertEmpty(processes.live_workers() - before)
     out = os.path.join(self.root, 'e')
     self.assertIn(f'Results in {out}/', result.stdout)
     self.assertEqual(result.stdout.count('round '), 3)
@@ -88,16 +64,14 @@ class RunTest(parameterized.TestCase):
         # As a terminal's Ctrl-C: not inherited as ignored from a shell.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     self.assertTrue(proc.stdout.readline().startswith('round 1/500'))
-    workers = {p for p in live_workers()
-               if open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1]
-               == str(proc.pid)}
+    workers = processes.live_workers(parent=proc.pid)
     self.assertLen(workers, 1)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=TIMEOUT_S)
     self.assertEqual(proc.returncode, 130, stderr)
     self.assertNotIn('Traceback', stderr)
     self.assertIn('interrupted', stderr)
-    self.assertEmpty(wait_until_gone(workers))
+    self.assertEmpty(processes.wait_dead(workers))
     out = os.path.join(self.root, 'i')
     self.assertFalse(os.path.exists(os.path.join(out, 'metrics.csv.tmp')))
     with open(os.path.join(out, 'metrics.csv')) as f:
