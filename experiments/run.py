@@ -6,6 +6,7 @@ r"""fedmeta's experiment runner: any task with any algorithm, round by round.
 Writes <root_output_dir>/<experiment_name>/{metrics.csv,summary.json}.
 """
 
+import inspect
 import os
 import platform
 import sys
@@ -29,7 +30,7 @@ SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
 # Algorithms whose name fixes the server optimizer.
 _OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
 
-_TASK = flags.DEFINE_enum('task', 'digits', sorted(data.LOADERS),
+_TASK = flags.DEFINE_enum('task', 'digits', list(data.TASKS),
                           'Federated task (dataset and model).')
 _ALGORITHM = flags.DEFINE_enum('algorithm', 'fed_avg',
                                sorted(algorithms.BUILDERS),
@@ -43,8 +44,12 @@ _CLIENTS_PER_ROUND = flags.DEFINE_integer(
     'clients_per_round', 10, 'Clients sampled per round, uniformly without '
     'replacement.', lower_bound=1)
 _NUM_CLIENTS = flags.DEFINE_integer(
-    'num_clients', 20, 'Clients to partition the data into, for tasks '
-    'without natural clients.', lower_bound=1)
+    'num_clients', None, 'Training clients, for tasks without natural '
+    'clients (digits, sinusoid, credit with a Dirichlet or IID partition); '
+    "default the task's own.", lower_bound=1)
+_DESCRIBE = flags.DEFINE_bool(
+    'describe', False, "Print the task's clients, examples per client and "
+    'label skew, then exit without training.')
 _CLIENT_EPOCHS = flags.DEFINE_integer('client_epochs', 1,
                                       'Local epochs per round.', lower_bound=1)
 _CLIENT_BATCH_SIZE = flags.DEFINE_integer('client_batch_size', 20,
@@ -76,12 +81,18 @@ class RunError(Exception):
   """A flag or input problem, reported as one line."""
 
 
-def default_data_dir() -> str:
-  beside_repo = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                             '..', '..', 'shared', 'data')
-  if os.path.isdir(beside_repo):
-    return os.path.normpath(beside_repo)
-  return os.environ.get('FEDMETA_DATA_DIR', '')
+def load_task() -> data.Task:
+  """The task the flags name, with the loader arguments that apply to it."""
+  info = data.TASKS[_TASK.value]
+  parameters = inspect.signature(info.load).parameters
+  kwargs = {}
+  if 'seed' in parameters:
+    kwargs['seed'] = _SEED.value
+  if _NUM_CLIENTS.present:
+    if 'num_clients' not in parameters:
+      raise RunError(f'--num_clients: task {_TASK.value} has natural clients')
+    kwargs['num_clients'] = _NUM_CLIENTS.value
+  return data.load(_TASK.value, data_dir=_DATA_DIR.value, **kwargs)
 
 
 def _server_optimizer(name: str, learning_rate: float):
@@ -138,8 +149,7 @@ def _output_dir(experiment_name: str) -> str:
 def run_experiment() -> str:
   """Runs the experiment the flags describe; returns its output directory."""
   tf.keras.utils.set_random_seed(_SEED.value)
-  task = data.LOADERS[_TASK.value](num_clients=_NUM_CLIENTS.value,
-                                   seed=_SEED.value)
+  task = load_task()
   num_clients = len(task.train.client_ids)
   if _CLIENTS_PER_ROUND.value > num_clients:
     raise RunError(f'--clients_per_round: {_CLIENTS_PER_ROUND.value} is more '
@@ -187,6 +197,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
+    if _DESCRIBE.value:
+      print(data.describe(load_task()))
+      return
     output_dir = run_experiment()
   except (RunError, data.DataError, partition.PartitionError) as e:
     print(f'error: {e}', file=sys.stderr)

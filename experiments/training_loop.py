@@ -60,10 +60,14 @@ class MetricsWriter:
     os.replace(tmp, self._path)  # Atomic: a crash never leaves half a file.
 
 
+# Metrics shown on the progress line, by name suffix.
+_PROGRESS_METRICS = ('/loss', 'accuracy', '/auc')
+
+
 def _progress(round_num, total, seconds, elapsed, metrics) -> str:
-  keys = ('train/loss', 'train/sparse_categorical_accuracy', 'eval/loss',
-          'eval/sparse_categorical_accuracy')
-  shown = ' '.join(f'{k}={metrics[k]:.4f}' for k in keys if k in metrics)
+  shown = ' '.join(
+      f'{k}={v:.4f}' for k, v in metrics.items()
+      if k.startswith(('train/', 'eval/')) and k.endswith(_PROGRESS_METRICS))
   eta = elapsed / round_num * (total - round_num)
   return (f'round {round_num}/{total} {seconds:.2f}s {shown} '
           f'eta {eta:.1f}s')

@@ -55,3 +55,26 @@ def run_rounds(process, datasets, rounds):
     state = output.state
     outputs.append(output)
   return process.get_model_weights(state), outputs
+
+
+def data_dir() -> str:
+  """The real datasets (../shared/data or $FEDMETA_DATA_DIR); tests need them."""
+  # pylint: disable-next=g-import-not-at-top
+  from fedmeta.data import files
+  path = files.default_data_dir()
+  if not path:
+    raise RuntimeError('real data not found: ../shared/data is missing and '
+                       '$FEDMETA_DATA_DIR is unset')
+  return path
+
+
+def client_sizes(client_data) -> list[int]:
+  return [int(client_data.create_tf_dataset_for_client(c).reduce(
+      0, lambda n, _: n + 1)) for c in client_data.client_ids]
+
+
+def client_arrays_of(client_data, client_id) -> dict:
+  """A client's whole dataset as numpy arrays."""
+  batches = list(client_data.create_tf_dataset_for_client(client_id)
+                 .batch(1024).as_numpy_iterator())
+  return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}

@@ -1,10 +1,17 @@
-"""Federated datasets: tasks by name, partitioners, client data helpers."""
+"""Federated datasets: tasks by name, partitioners, support/query splits.
 
-from fedmeta.data import digits
+`load(name, data_dir=..., **kwargs)` returns a `Task` (train and test
+`tff.simulation.datasets.ClientData`, and the task's model); `TASKS` lists the
+names with their clients and elements; `describe(task)` summarizes one.
+"""
+
+from fedmeta.data.files import default_data_dir
+from fedmeta.data.registry import describe
+from fedmeta.data.registry import load
+from fedmeta.data.registry import TASKS
+from fedmeta.data.support_query import split_client_data
 from fedmeta.data.task import DataError
 from fedmeta.data.task import Task
 
-# Name (the runner's --task value) -> loader taking keyword arguments.
-LOADERS = {
-    'digits': digits.load,
-}
+# Name -> loader, as before the registry carried more than loaders.
+LOADERS = {name: info.load for name, info in TASKS.items()}

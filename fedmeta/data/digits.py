@@ -7,7 +7,6 @@ default data of `make demo`.
 import numpy as np
 import tensorflow as tf
 
-from fedmeta import models
 from fedmeta.data import partition
 from fedmeta.data import task as task_lib
 
@@ -17,18 +16,8 @@ TEST_FRACTION = 0.2
 
 def model_fn():
   """A 64-32-10 MLP with softmax cross-entropy and accuracy."""
-  def keras_model():
-    return tf.keras.Sequential([
-        tf.keras.layers.Input([64]),
-        tf.keras.layers.Dense(32, activation='relu'),
-        tf.keras.layers.Dense(NUM_CLASSES),
-    ])
-  return models.from_keras(
-      keras_model,
-      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      input_spec={'x': tf.TensorSpec([None, 64], tf.float32),
-                  'y': tf.TensorSpec([None], tf.int32)},
-      metrics=[tf.keras.metrics.SparseCategoricalAccuracy])
+  return task_lib.classifier(task_lib.mlp([64], [32], NUM_CLASSES),
+                             tf.TensorSpec([None, 64], tf.float32))
 
 
 def load(*, num_clients: int = 20, alpha: float = 0.5,
@@ -49,13 +38,8 @@ def load(*, num_clients: int = 20, alpha: float = 0.5,
   x = (digits.data / 16.0).astype(np.float32)
   y = digits.target.astype(np.int32)
   parts = partition.dirichlet(y, num_clients, alpha, seed)
-  rng = np.random.default_rng(seed + 1)
-  train_parts, test_parts = [], []
-  for part in parts:
-    part = rng.permutation(part)
-    n_test = int(round(len(part) * TEST_FRACTION))
-    test_parts.append(np.sort(part[:n_test]))
-    train_parts.append(np.sort(part[n_test:]))
+  train_parts, test_parts = task_lib.split_rows(
+      parts, TEST_FRACTION, seed + 1)
   return task_lib.Task(
       name='digits',
       train=task_lib.client_data_from_arrays(x, y, train_parts),

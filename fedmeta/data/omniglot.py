@@ -1,0 +1,379 @@
+"""Omniglot few-shot classification (Lake et al. 2015, Science), federated:
+clients are groups of characters, and each client's data is an N-way task,
+as in MAML's Omniglot experiments (Finn et al. 2017,
+https://arxiv.org/abs/1703.03400).
+
+Sources, in a folder `omniglot/` (or the folder itself):
+- `images_background.npz` / `images_evaluation.npz`: all 1,623 characters x
+  20 drawers (`images` bool, True = white); or else the official
+  `images_background.zip` / `images_evaluation.zip` of PNGs (what online
+  users have), or for the small split the `images_background_small{1,2}.zip`.
+- `all_runs.zip`: the official 20-way one-shot runs (`load_one_shot_runs`).
+
+Images are inverted (ink = 1) and resized from 105x105 to 28x28 with a
+Lanczos filter as MAML does; decoded arrays are cached
+(`fedmeta.data.files.cached`). Character splits: 'maml' (1,200 meta-train /
+423 meta-test characters, MAML's sizes, cut in set order so alphabets stay
+whole where possible; MAML shuffles), 'background' (964 / 659) and
+'background_small' (the 242 characters of the 8 small-set alphabets / 659).
+
+Clients (`clients_by`): 'characters' groups `ways` consecutive characters of
+one alphabet (alphabets are known for the 8 small-set alphabets of the npz
+and for every zip; elsewhere consecutive indices, which follow alphabets)
+into one client holding all 20 drawings of each, labels 0..ways-1; leftover
+characters of all alphabets are grouped together, a final remainder dropped.
+'drawer' makes one client per drawer with one drawing of every character of
+the meta-train split: drawers 0-15 train, 16-19 test (classification only).
+With `rotations`, each character also appears rotated by 90, 180 and 270
+degrees as new characters (MAML's augmentation).
+Elements: `x` float32 [28, 28, 1] (ink = 1), `y` int32.
+"""
+
+import io
+import os
+import re
+from typing import Callable, NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from fedmeta.data import files
+from fedmeta.data import task as task_lib
+
+IMAGE_SIZE = 28
+ORIGINAL_SIZE = 105
+DRAWERS = 20
+TRAIN_DRAWERS = 16
+SPLITS = ('maml', 'background', 'background_small')
+CLIENTS_BY = ('characters', 'drawer')
+MAML_TRAIN_CHARACTERS = 1200
+# Ranges (inclusive) of the small-set alphabets in the background set, as
+# ../shared/data/README.md gives them: 1-based, like the PNG file ids
+# (Balinese/character01 is 0108_*.png and npz index 107; tested).
+SMALL_ALPHABETS = {
+    'Balinese': (108, 131), 'Early_Aramaic': (251, 272),
+    'Greek': (394, 417), 'Japanese_(katakana)': (596, 642),
+    'Korean': (643, 682), 'Latin': (683, 708), 'Sanskrit': (851, 892),
+    'Tagalog': (893, 909),
+}
+_PNG = re.compile(r'(?:^|/)([^/]+)/character(\d+)/\d+_(\d+)\.png$')
+
+
+def to_ink(white: np.ndarray, size: int | None = IMAGE_SIZE) -> np.ndarray:
+  """Black-on-white image(s) [..., 105, 105] (bool or uint8) -> ink uint8
+  [..., size, size] (255 = ink), Lanczos-resized unless `size` is None."""
+  # pylint: disable-next=g-import-not-at-top
+  from PIL import Image
+  white = np.asarray(white)
+  ink = np.where(white > (0 if white.dtype == bool else 127), 0, 255)
+  ink = ink.astype(np.uint8)
+  if size is None:
+    return ink
+  flat = ink.reshape((-1,) + ink.shape[-2:])
+  resized = [np.asarray(Image.fromarray(im).resize(
+      (size, size), resample=Image.LANCZOS)) for im in flat]
+  return np.stack(resized).reshape(ink.shape[:-2] + (size, size))
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+  # pylint: disable-next=g-import-not-at-top
+  from PIL import Image
+  return np.asarray(Image.open(io.BytesIO(data)).convert('L'))
+
+
+def _decode_npz(path: str) -> dict[str, np.ndarray]:
+  images = files.load_npz(path, ('images',))['images']
+  if images.ndim != 4 or images.shape[1:] != (DRAWERS, ORIGINAL_SIZE,
+                                               ORIGINAL_SIZE):
+    raise task_lib.DataError(
+        f'{path}: expected images [characters, 20, 105, 105], got '
+        f'{images.shape}')
+  alphabets = np.full(len(images), '', dtype='<U32')
+  if 'background' in path.rsplit('/', 1)[-1]:
+    for name, (first, last) in SMALL_ALPHABETS.items():
+      alphabets[first - 1:last] = name
+  return {'images': to_ink(images), 'alphabets': alphabets}
+
+
+def _decode_zip(path: str) -> dict[str, np.ndarray]:
+  with files.open_zip(path) as archive:
+    drawings = {}
+    for name in archive.namelist():
+      match = _PNG.search(name)
+      if match:
+        alphabet, character, drawer = match.groups()
+        drawings[(alphabet, int(character), int(drawer))] = name
+    characters = sorted({key[:2] for key in drawings})
+    if not characters:
+      raise task_lib.DataError(
+          f'{path}: no <Alphabet>/characterNN/<id>_<drawer>.png images')
+    images = np.zeros((len(characters), DRAWERS, ORIGINAL_SIZE,
+                       ORIGINAL_SIZE), np.uint8)
+    for i, (alphabet, character) in enumerate(characters):
+      names = sorted((d, n) for (a, c, d), n in drawings.items()
+                     if (a, c) == (alphabet, character))
+      if len(names) != DRAWERS:
+        raise task_lib.DataError(
+            f'{path}: {alphabet}/character{character:02d} has {len(names)} '
+            f'drawings, expected {DRAWERS}')
+      for j, (_, name) in enumerate(names):
+        try:
+          images[i, j] = _decode_png(archive.read(name))
+        except Exception as e:  # PIL raises several unrelated types.
+          raise task_lib.DataError(f'{path}: {name}: bad PNG ({e})') from e
+  return {'images': to_ink(images),
+          'alphabets': np.asarray([a for a, _ in characters])}
+
+
+def _read_set(path: str, cache_dir: str | None) -> dict[str, np.ndarray]:
+  decode = _decode_npz if path.endswith('.npz') else _decode_zip
+  return files.cached('omniglot', [path], {'size': IMAGE_SIZE},
+                      lambda: decode(path), cache_dir=cache_dir)
+
+
+def _set_path(folder: str, name: str) -> str | None:
+  for ext in ('.npz', '.zip'):
+    path = f'{folder}/{name}{ext}'
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def read_characters(folder: str, split: str,
+                    cache_dir: str | None = None):
+  """((train images, alphabets), (test images, alphabets)) of a split.
+
+  Images are uint8 [characters, 20, 28, 28], 255 = ink.
+  """
+  background = _set_path(folder, 'images_background')
+  evaluation = _set_path(folder, 'images_evaluation')
+  if evaluation is None:
+    raise task_lib.DataError(
+        f'{folder}/images_evaluation.npz: not found (nor .zip)')
+  test = _read_set(evaluation, cache_dir)
+  if background is None and split == 'background_small':
+    first, second = (_read_set(files.require(
+        f'{folder}/images_background_small{i}.zip', 'Omniglot zip'),
+                               cache_dir) for i in (1, 2))
+    # Greek and Latin are in both zips; the npz orders alphabets by name.
+    extra = ~np.isin(second['alphabets'], first['alphabets'])
+    alphabets = np.concatenate([first['alphabets'], second['alphabets'][extra]])
+    images = np.concatenate([first['images'], second['images'][extra]])
+    order = np.argsort(alphabets, kind='stable')
+    return (images[order], alphabets[order]), (test['images'],
+                                               test['alphabets'])
+  if background is None:
+    raise task_lib.DataError(
+        f'{folder}/images_background.npz: not found (nor .zip)')
+  train = _read_set(background, cache_dir)
+  if split == 'background':
+    return (train['images'], train['alphabets']), (test['images'],
+                                                    test['alphabets'])
+  if split == 'background_small':
+    keep = np.isin(train['alphabets'], list(SMALL_ALPHABETS))
+    return ((train['images'][keep], train['alphabets'][keep]),
+            (test['images'], test['alphabets']))
+  images = np.concatenate([train['images'], test['images']])
+  alphabets = np.concatenate([train['alphabets'], test['alphabets']])
+  cut = MAML_TRAIN_CHARACTERS
+  return (images[:cut], alphabets[:cut]), (images[cut:], alphabets[cut:])
+
+
+def character_groups(alphabets: np.ndarray, ways: int) -> list[np.ndarray]:
+  """Indices of `ways` characters per client, within alphabets first.
+
+  Runs of consecutive characters with the same alphabet label ('' =
+  unknown) are cut into groups of `ways`; their leftovers, in order, are
+  grouped together and a final remainder smaller than `ways` is dropped.
+  """
+  groups, leftover = [], []
+  starts = np.flatnonzero(np.r_[True, alphabets[1:] != alphabets[:-1]])
+  for start, end in zip(starts, np.r_[starts[1:], len(alphabets)]):
+    run = np.arange(start, end)
+    full = len(run) // ways * ways
+    groups += np.split(run[:full], full // ways) if full else []
+    leftover += list(run[full:])
+  full = len(leftover) // ways * ways
+  groups += [np.asarray(leftover[i:i + ways]) for i in range(0, full, ways)]
+  return groups
+
+
+def _rotated(images: np.ndarray, rotations: bool) -> np.ndarray:
+  """Images [c, 20, 28, 28] -> [r, c, 20, 28, 28] with r = 4 or 1."""
+  turns = range(4) if rotations else range(1)
+  return np.stack([np.rot90(images, k, axes=(-2, -1)) for k in turns])
+
+
+def _as_x(ink: np.ndarray) -> np.ndarray:
+  return (ink.astype(np.float32) / 255.0)[..., None]
+
+
+def _character_clients(images, alphabets, ways, rotations):
+  """Client ids and (x, y) pairs of N-way character groups."""
+  ids, pairs = [], []
+  rotated = _rotated(images, rotations)
+  for turn, turned in enumerate(rotated):
+    for group in character_groups(alphabets, ways):
+      name = alphabets[group[0]] or 'characters'
+      ids.append(f'{name}_{group[0]:04d}' + (f'_rot{90 * turn}' if turn else ''))
+      x = turned[group].reshape((-1, IMAGE_SIZE, IMAGE_SIZE))
+      pairs.append((_as_x(x), np.repeat(np.arange(ways, dtype=np.int32),
+                                        DRAWERS)))
+  if not ids:
+    raise task_lib.DataError(
+        f'ways: {ways} is more than the split has characters')
+  return ids, pairs
+
+
+def _drawer_clients(images, rotations, drawers):
+  rotated = _rotated(images, rotations)
+  classes = rotated.reshape((-1,) + images.shape[1:])  # [r * c, 20, ...]
+  labels = np.arange(len(classes), dtype=np.int32)
+  ids = [f'drawer_{d:02d}' for d in drawers]
+  pairs = [(_as_x(classes[:, d]), labels) for d in drawers]
+  return ids, pairs
+
+
+def conv4_model_fn(num_classes: int):
+  """MAML's 4-block conv net: 4 x (3x3 conv, 64 filters; normalization;
+  ReLU; 2x2 max-pool), then a dense softmax layer.
+
+  TFF's functional models cannot hold batch-norm statistics, so the
+  normalization is GroupNormalization (TFF's documented replacement).
+  """
+  def keras_model():
+    layers = [tf.keras.layers.Input([IMAGE_SIZE, IMAGE_SIZE, 1])]
+    for _ in range(4):
+      layers += [tf.keras.layers.Conv2D(64, 3, padding='same'),
+                 tf.keras.layers.GroupNormalization(groups=8),
+                 tf.keras.layers.ReLU(),
+                 tf.keras.layers.MaxPool2D(2)]
+    layers += [tf.keras.layers.Flatten(), tf.keras.layers.Dense(num_classes)]
+    return tf.keras.Sequential(layers)
+  return task_lib.classifier(
+      keras_model, tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32))
+
+
+def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
+         clients_by: str = 'characters', rotations: bool = False,
+         cache_dir: str | None = None) -> task_lib.Task:
+  """Omniglot clients (see the module docstring).
+
+  Args:
+    data_dir: Folder with the Omniglot files (or its parent with
+      `omniglot/`); default `fedmeta.data.files.default_data_dir`.
+    split: 'maml', 'background' or 'background_small'.
+    ways: Characters (classes) per client with `clients_by='characters'`.
+    clients_by: 'characters' (meta-train / meta-test character groups) or
+      'drawer' (meta-train characters; train drawers 0-15, test 16-19).
+    rotations: Add the 90/180/270 degree rotations as new characters.
+    cache_dir: Cache of decoded images; see `fedmeta.data.files.cached`.
+  """
+  if split not in SPLITS:
+    raise task_lib.DataError(f'split: must be one of {SPLITS}, got {split!r}')
+  if clients_by not in CLIENTS_BY:
+    raise task_lib.DataError(
+        f'clients_by: must be one of {CLIENTS_BY}, got {clients_by!r}')
+  if ways < 2:
+    raise task_lib.DataError(f'ways: must be >= 2, got {ways}')
+  folder = files.resolve(data_dir, 'omniglot')
+  (train_images, train_alphabets), (test_images, test_alphabets) = (
+      read_characters(folder, split, cache_dir))
+  if clients_by == 'drawer':
+    train = _drawer_clients(train_images, rotations, range(TRAIN_DRAWERS))
+    test = _drawer_clients(train_images, rotations,
+                           range(TRAIN_DRAWERS, DRAWERS))
+    num_classes = len(train[1][0][1])
+    examples_per_class = 1
+  else:
+    train = _character_clients(train_images, train_alphabets, ways, rotations)
+    test = _character_clients(test_images, test_alphabets, ways, rotations)
+    num_classes = ways
+    examples_per_class = DRAWERS
+  return task_lib.Task(
+      name='omniglot',
+      train=task_lib.client_data_from_pairs(train[1], ids=train[0]),
+      test=task_lib.client_data_from_pairs(test[1], ids=test[0]),
+      model_fn=lambda: conv4_model_fn(num_classes),
+      examples_per_class=examples_per_class)
+
+
+def _run_images(archive, names, image_size):
+  ink = np.stack([to_ink(_decode_png(archive.read(n)), image_size)
+                  for n in names])
+  return ink > 127 if image_size is None else _as_x(ink)
+
+
+class OneShotRun(NamedTuple):
+  """One official 20-way one-shot run: 20 support images (one per class,
+  label = class index) and 20 query images with their true class."""
+  support_x: np.ndarray
+  support_y: np.ndarray
+  query_x: np.ndarray
+  query_y: np.ndarray
+
+
+def load_one_shot_runs(data_dir: str | None = None, *,
+                       image_size: int | None = IMAGE_SIZE) -> list[OneShotRun]:
+  """The 20 runs of `all_runs.zip` (Lake et al. 2015's benchmark).
+
+  Args:
+    data_dir: Folder with `all_runs.zip` (or its parent with `omniglot/`).
+    image_size: 28 (float32 [20, 28, 28, 1] like `load`'s elements, ink = 1)
+      or None for the original 105x105 ink masks (bool [20, 105, 105]).
+  """
+  path = f'{files.resolve(data_dir, "omniglot")}/all_runs.zip'
+  runs = []
+  with files.open_zip(path) as archive:
+    names = set(archive.namelist())
+    run_dirs = sorted({n.split('/')[0] for n in names if '/' in n})
+    if not run_dirs:
+      raise task_lib.DataError(f'{path}: no runNN/ folders')
+    for run in run_dirs:
+      labels_file = f'{run}/class_labels.txt'
+      if labels_file not in names:
+        raise task_lib.DataError(f'{path}: {labels_file} missing')
+      pairs = [line.split() for line in
+               archive.read(labels_file).decode().splitlines() if line.strip()]
+      train = sorted({p[1] for p in pairs})
+      if any(len(p) != 2 or not set(p) <= names for p in pairs):
+        raise task_lib.DataError(
+            f'{path}: {labels_file} names files the archive lacks')
+      support = _run_images(archive, train, image_size)
+      query = _run_images(archive, [p[0] for p in pairs], image_size)
+      runs.append(OneShotRun(
+          support, np.arange(len(train), dtype=np.int32), query,
+          np.asarray([train.index(p[1]) for p in pairs], np.int32)))
+  return runs
+
+
+def one_shot_error(runs: list[OneShotRun],
+                   predict: Callable[[np.ndarray, np.ndarray, np.ndarray],
+                                     np.ndarray]) -> tuple[float, list[float]]:
+  """Mean error rate over runs, and each run's, of
+  `predict(support_x, support_y, query_x) -> query labels`."""
+  errors = [float(np.mean(predict(r.support_x, r.support_y, r.query_x)
+                          != r.query_y)) for r in runs]
+  return float(np.mean(errors)), errors
+
+
+def modified_hausdorff_predict(support_x: np.ndarray, support_y: np.ndarray,
+                               query_x: np.ndarray) -> np.ndarray:
+  """The official runs' baseline classifier (Lake et al.'s demo): nearest
+  support image by modified Hausdorff distance (Dubuisson & Jain 1994)
+  between centered ink-pixel sets. Takes 105x105 ink masks
+  (`load_one_shot_runs(image_size=None)`); the demo reports 38.8% error."""
+  # pylint: disable-next=g-import-not-at-top
+  from scipy import spatial
+
+  def trees(masks):
+    points = [np.argwhere(m).astype(float) for m in masks]
+    points = [p - p.mean(axis=0) for p in points]
+    return points, [spatial.cKDTree(p) for p in points]
+
+  support_points, support_trees = trees(support_x)
+  query_points, query_trees = trees(query_x)
+  cost = np.asarray([[max(s_tree.query(q)[0].mean(), q_tree.query(s)[0].mean())
+                      for s, s_tree in zip(support_points, support_trees)]
+                     for q, q_tree in zip(query_points, query_trees)])
+  return np.asarray(support_y)[np.argmin(cost, axis=1)]

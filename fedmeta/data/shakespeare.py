@@ -1,0 +1,150 @@
+"""Shakespeare next-character prediction, one client per speaking role, as
+LEAF builds it (Caldas et al. 2018, https://arxiv.org/abs/1812.01097; the
+FedAvg paper's Shakespeare task, McMahan et al. 2017).
+
+Reads `tinyshakespeare.txt` (`SPEAKER:` lines, each after a blank line,
+then the speech). A role is a speaker name (the file does not mark plays);
+its speeches are joined with newlines. Examples are every window of 80
+characters with the next character as target (stride 1). By default each
+role's text is cut at 80%: windows of the first part train, windows of the
+rest test, so no character is in both; roles with fewer than `min_lines`
+lines or whose test part has no full window are dropped. With
+`heldout_roles`, a seeded fraction of roles instead forms the test clients
+with all their text (FedMeta's held-out clients).
+
+Vocabulary: LEAF's 80 characters `VOCABULARY` at indices 0..79, and 80 for
+any other character (in tinyshakespeare, only `$`).
+"""
+
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from fedmeta.data import files
+from fedmeta.data import task as task_lib
+
+FILE = 'tinyshakespeare.txt'
+VOCABULARY = ('\n !"&\'(),-.0123456789:;>?ABCDEFGHIJKLMNOPQRSTUVWXYZ[]'
+              'abcdefghijklmnopqrstuvwxyz}')
+OOV = len(VOCABULARY)
+VOCABULARY_SIZE = OOV + 1
+SEQUENCE_LENGTH = 80
+_SPEAKER = re.compile(r"^([A-Za-z][A-Za-z' .,-]*):$")
+_CODES = np.full(256, OOV, np.uint8)
+_CODES[[ord(c) for c in VOCABULARY]] = np.arange(OOV)
+
+
+def encode(text: str) -> np.ndarray:
+  """Characters to vocabulary indices (uint8)."""
+  raw = np.frombuffer(text.encode('latin-1', errors='replace'), np.uint8)
+  return _CODES[raw]
+
+
+def parse_roles(text: str, path: str) -> dict[str, tuple[str, int]]:
+  """Role name -> (its speeches joined by newlines, its number of lines)."""
+  roles: dict[str, list[str]] = {}
+  speaker = None
+  previous_blank = True
+  for line in text.splitlines():
+    match = _SPEAKER.match(line) if previous_blank else None
+    if match:
+      speaker = match.group(1)
+      roles.setdefault(speaker, [])
+    elif line.strip() and speaker is not None:
+      roles[speaker].append(line)
+    previous_blank = not line.strip()
+  if not roles:
+    raise task_lib.DataError(f'{path}: no speaker lines ("NAME:" after a '
+                             'blank line)')
+  return {name: ('\n'.join(lines), len(lines))
+          for name, lines in roles.items()}
+
+
+def _decode(path: str, min_lines: int) -> dict[str, np.ndarray]:
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  except UnicodeDecodeError as e:
+    raise task_lib.DataError(f'{path}: not UTF-8 text ({e})') from e
+  roles = {name: encode(speech) for name, (speech, lines)
+           in sorted(parse_roles(text, path).items()) if lines >= min_lines}
+  if not roles:
+    raise task_lib.DataError(f'{path}: no role has {min_lines} lines or more')
+  lengths = [len(codes) for codes in roles.values()]
+  return {'names': np.asarray(list(roles)),
+          'ends': np.cumsum(lengths),
+          'codes': np.concatenate(list(roles.values()))}
+
+
+def model_fn():
+  """LEAF's model: 8-dim embedding, two 256-unit LSTMs, softmax over the
+  vocabulary."""
+  def keras_model():
+    return tf.keras.Sequential([
+        tf.keras.layers.Input([SEQUENCE_LENGTH], dtype=tf.int32),
+        tf.keras.layers.Embedding(VOCABULARY_SIZE, 8),
+        tf.keras.layers.LSTM(256, return_sequences=True),
+        tf.keras.layers.LSTM(256),
+        tf.keras.layers.Dense(VOCABULARY_SIZE),
+    ])
+  return task_lib.classifier(
+      keras_model, tf.TensorSpec([None, SEQUENCE_LENGTH], tf.int32))
+
+
+def _windows(codes: np.ndarray) -> tf.data.Dataset:
+  frames = tf.signal.frame(tf.constant(codes, tf.int32), SEQUENCE_LENGTH + 1, 1)
+  return tf.data.Dataset.from_tensor_slices(
+      {'x': frames[:, :SEQUENCE_LENGTH], 'y': frames[:, SEQUENCE_LENGTH]})
+
+
+def _client_data(texts: dict[str, np.ndarray]) -> task_lib.LazyClientData:
+  return task_lib.LazyClientData(list(texts), lambda cid: _windows(texts[cid]))
+
+
+def load(data_dir: str | None = None, *, min_lines: int = 10,
+         test_fraction: float = 0.2, heldout_roles: float = 0.0,
+         seed: int = 0, cache_dir: str | None = None) -> task_lib.Task:
+  """Roles as clients.
+
+  Args:
+    data_dir: Folder with `tinyshakespeare.txt` (or its parent with
+      `shakespeare/`); default `fedmeta.data.files.default_data_dir`.
+    min_lines: Roles with fewer lines are dropped.
+    test_fraction: Share of each role's text (its end) for testing.
+    heldout_roles: If > 0, this share of roles (seeded) are the test
+      clients, with all their text, and `test_fraction` is unused.
+    seed: Seed of the held-out role draw.
+    cache_dir: Cache of the parsed roles; see `fedmeta.data.files.cached`.
+  """
+  if not 0 < test_fraction < 1 or not 0 <= heldout_roles < 1:
+    raise task_lib.DataError(
+        f'test_fraction, heldout_roles: must be in (0, 1) and [0, 1), got '
+        f'{test_fraction}, {heldout_roles}')
+  path = files.require(f'{files.resolve(data_dir, "shakespeare")}/{FILE}',
+                       'Shakespeare text')
+  arrays = files.cached('shakespeare', [path], {'min_lines': min_lines},
+                        lambda: _decode(path, min_lines), cache_dir=cache_dir)
+  names = [str(n) for n in arrays['names']]
+  texts = dict(zip(names, np.split(arrays['codes'], arrays['ends'][:-1])))
+  window = SEQUENCE_LENGTH + 1
+  if heldout_roles:
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_test = max(1, int(round(heldout_roles * len(names))))
+    test_names = {names[i] for i in order[:n_test]}
+    train = {n: t for n, t in texts.items()
+             if n not in test_names and len(t) >= window}
+    test = {n: t for n, t in texts.items()
+            if n in test_names and len(t) >= window}
+  else:
+    cuts = {n: int(round(len(t) * (1 - test_fraction)))
+            for n, t in texts.items()}
+    kept = [n for n, t in texts.items()
+            if cuts[n] >= window and len(t) - cuts[n] >= window]
+    train = {n: texts[n][:cuts[n]] for n in kept}
+    test = {n: texts[n][cuts[n]:] for n in kept}
+  if not train or not test:
+    raise task_lib.DataError(f'{path}: no role long enough for 81-character '
+                             'windows on both sides of the split')
+  return task_lib.Task(name='shakespeare', train=_client_data(train),
+                       test=_client_data(test), model_fn=model_fn)

@@ -1,0 +1,93 @@
+"""Shakespeare roles and FEMNIST writers from the real files."""
+
+import os
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from fedmeta.data import DataError
+from fedmeta.data import femnist
+from fedmeta.data import shakespeare
+from tests import testing
+
+DATA = testing.data_dir()
+
+
+def write(text: str) -> str:
+  folder = tempfile.mkdtemp()
+  with open(os.path.join(folder, shakespeare.FILE), 'w') as f:
+    f.write(text)
+  return folder
+
+
+class ShakespeareTest(absltest.TestCase):
+
+  def test_roles_and_windows(self):
+    task = shakespeare.load(DATA)
+    self.assertLen(task.train.client_ids, 192)
+    self.assertEqual(list(task.train.client_ids), list(task.test.client_ids))
+    self.assertIn('MENENIUS', task.train.client_ids)
+    spec = task.train.element_type_structure
+    self.assertEqual((spec['x'].shape, spec['y'].shape), ((80,), ()))
+    first = next(iter(task.train.create_tf_dataset_for_client('MENENIUS')))
+    text = ''.join(shakespeare.VOCABULARY[i] for i in first['x'].numpy())
+    self.assertEqual(text[:28], "What work's, my countrymen, ")
+    self.assertEqual(shakespeare.VOCABULARY[int(first['y'])], 'r')
+
+  def test_train_and_test_text_do_not_overlap(self):
+    text = ('\n\nA:\n' + 'x' * 90 + '\n\nB:\n' + 'y' * 600 + '\n'
+            + '\n\nA:\n' + 'z' * 500 + '\n')
+    task = shakespeare.load(write(text), min_lines=1)
+    self.assertEqual(list(task.train.client_ids), ['A', 'B'])
+    a_train = testing.client_arrays_of(task.train, 'A')
+    a_test = testing.client_arrays_of(task.test, 'A')
+    # Role A's text: 90 x, newline, 500 z = 591 chars, cut at 473.
+    self.assertLen(a_train['y'], 473 - 80)
+    self.assertLen(a_test['y'], 591 - 473 - 80)
+    self.assertTrue(np.all(a_test['x'] == shakespeare.VOCABULARY.index('z')))
+
+  def test_heldout_roles_are_disjoint(self):
+    task = shakespeare.load(DATA, heldout_roles=0.1, seed=1)
+    self.assertEmpty(set(task.train.client_ids) & set(task.test.client_ids))
+    self.assertLen(task.test.client_ids, 20)
+
+  def test_vocabulary(self):
+    self.assertLen(shakespeare.VOCABULARY, 80)
+    np.testing.assert_array_equal(shakespeare.encode('Ab$\n'), [25, 54, 80, 0])
+
+  def test_text_without_speakers_is_an_error(self):
+    with self.assertRaisesRegex(DataError, 'tinyshakespeare.txt: no speaker'):
+      shakespeare.load(write('just some prose\nwithout names\n'))
+    with self.assertRaisesRegex(DataError, 'tinyshakespeare.txt: Shakespeare text not found'):
+      shakespeare.load(tempfile.mkdtemp())
+
+
+class FemnistTest(absltest.TestCase):
+
+  def test_writers(self):
+    task = femnist.load(DATA)
+    self.assertLen(task.train.client_ids, 105)
+    self.assertLen(task.test.client_ids, 184)
+    self.assertLen(set(task.test.client_ids) - set(task.train.client_ids), 79)
+    self.assertEqual(sum(testing.client_sizes(task.train)), 14_708)
+    client = testing.client_arrays_of(task.train, task.train.client_ids[0])
+    self.assertEqual(client['x'].shape[1:], (28, 28, 1))
+    # Ink is 1 and the background 0: most pixels are background.
+    self.assertLess(np.median(client['x']), 0.05)
+    self.assertTrue(np.all((client['y'] >= 0) & (client['y'] < 62)))
+
+  def test_malformed_file(self):
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, femnist.FILE)
+    np.savez(path, x=np.zeros([3, 28, 28], np.uint8), y=np.zeros(3))
+    with self.assertRaisesRegex(DataError, "missing arrays \\['user', 'split'"):
+      femnist.load(folder)
+    with open(path, 'wb') as f:
+      f.write(b'PK\x03\x04 truncated')
+    with self.assertRaisesRegex(DataError, 'femnist_leaf_subset.npz: not a'):
+      femnist.load(folder)
+
+
+if __name__ == '__main__':
+  absltest.main()
