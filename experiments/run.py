@@ -183,8 +183,8 @@ def run_experiment() -> str:
       eval_every=_EVAL_EVERY.value,
       output_dir=output_dir,
       summary_extra={
-          'flags': {f.name: f.value
-                    for f in flags.FLAGS.get_key_flags_for_module(sys.modules[__name__])},
+          'flags': {f.name: f.value for f in flags.FLAGS
+                    .get_key_flags_for_module(sys.modules[__name__])},
           'versions': {'fedmeta': fedmeta.__version__,
                        'tensorflow': tf.__version__,
                        'tensorflow_federated': tff.__version__,

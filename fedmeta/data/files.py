@@ -27,7 +27,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 def default_data_dir() -> Optional[str]:
-  """`../shared/data` next to the checkout (or the CWD), else `$FEDMETA_DATA_DIR`."""
+  """`../shared/data` beside the checkout or the CWD, else $FEDMETA_DATA_DIR."""
   for root in (_REPO_ROOT, os.getcwd()):
     candidate = os.path.normpath(os.path.join(root, '..', 'shared', 'data'))
     if os.path.isdir(candidate):
@@ -73,7 +73,7 @@ def open_zip(path: str) -> zipfile.ZipFile:
 
 
 def load_npz(path: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-  """Reads arrays `keys` from an `.npz`; missing or malformed raises `DataError`."""
+  """Arrays `keys` of an `.npz`; a missing or malformed one raises DataError."""
   require(path, 'numpy archive')
   try:
     with np.load(path, allow_pickle=False) as npz:
@@ -95,7 +95,7 @@ def _digest(paths: Sequence[str], params: Mapping[str, object]) -> str:
       {'format': CACHE_FORMAT, 'params': params}, sort_keys=True).encode())
   for path in paths:
     with open(path, 'rb') as f:
-      for chunk in iter(lambda: f.read(1 << 20), b''):  # pylint: disable=cell-var-from-loop
+      while chunk := f.read(1 << 20):
         h.update(chunk)
   return h.hexdigest()[:20]
 

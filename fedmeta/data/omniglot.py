@@ -215,7 +215,8 @@ def _character_clients(images, alphabets, ways, rotations):
   for turn, turned in enumerate(rotated):
     for group in character_groups(alphabets, ways):
       name = alphabets[group[0]] or 'characters'
-      ids.append(f'{name}_{group[0]:04d}' + (f'_rot{90 * turn}' if turn else ''))
+      suffix = f'_rot{90 * turn}' if turn else ''
+      ids.append(f'{name}_{group[0]:04d}{suffix}')
       x = turned[group].reshape((-1, IMAGE_SIZE, IMAGE_SIZE))
       pairs.append((_as_x(x), np.repeat(np.arange(ways, dtype=np.int32),
                                         DRAWERS)))

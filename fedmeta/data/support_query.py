@@ -65,7 +65,8 @@ def support_mask(labels: tf.Tensor, *, support_fraction: Optional[float],
   class_size = tf.gather(
       tf.math.segment_sum(tf.ones_like(position), class_id), class_id)
   k = tf.minimum(tf.constant(shots, tf.int64), tf.maximum(class_size - 1, 1))
-  in_support = tf.gather(rank_in_class < k, tf.math.invert_permutation(by_class))
+  in_support = tf.gather(rank_in_class < k,
+                         tf.math.invert_permutation(by_class))
   return tf.gather(in_support, tf.math.invert_permutation(order))
 
 

@@ -46,7 +46,8 @@ class RegistryTest(absltest.TestCase):
     self.assertGreater(skew(1.0), skew(100.0))
 
   def test_data_dir_errors(self):
-    with self.assertRaisesRegex(data.DataError, 'data_dir: /nonexistent does not exist'):
+    with self.assertRaisesRegex(data.DataError,
+                                'data_dir: /nonexistent does not exist'):
       data.load('femnist', data_dir='/nonexistent')
 
 

@@ -1,4 +1,4 @@
-"""FedProx Synthetic(alpha, beta): the generator's statistics match its formulas."""
+"""FedProx Synthetic(alpha, beta): statistics match the generator's formulas."""
 
 from absl.testing import absltest
 from absl.testing import parameterized

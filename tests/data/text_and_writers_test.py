@@ -59,7 +59,8 @@ class ShakespeareTest(absltest.TestCase):
   def test_text_without_speakers_is_an_error(self):
     with self.assertRaisesRegex(DataError, 'tinyshakespeare.txt: no speaker'):
       shakespeare.load(write('just some prose\nwithout names\n'))
-    with self.assertRaisesRegex(DataError, 'tinyshakespeare.txt: Shakespeare text not found'):
+    with self.assertRaisesRegex(DataError,
+                                'tinyshakespeare.txt: Shakespeare text not'):
       shakespeare.load(tempfile.mkdtemp())
 
 
