@@ -78,3 +78,47 @@ def client_arrays_of(client_data, client_id) -> dict:
   batches = list(client_data.create_tf_dataset_for_client(client_id)
                  .batch(1024).as_numpy_iterator())
   return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def flagged_dataset(x, y, support, batch_size=4):
+  """A batched meta-learning client dataset with the given support mask."""
+  return tf.data.Dataset.from_tensor_slices(
+      {'support': np.asarray(support, bool), 'x': x, 'y': y}).batch(batch_size)
+
+
+def meta_clients(sizes, support_fraction=0.5, seed=0):
+  """(x, y, support mask) per client; the first part of each is support."""
+  clients = []
+  for x, y in client_arrays(sizes, seed):
+    support = np.arange(len(y)) < int(round(support_fraction * len(y)))
+    clients.append((x, y, support))
+  return clients
+
+
+def mlp_loss(trainable, x, y):
+  """`softmax_regression(hidden)`'s loss written out by hand in TF."""
+  *hidden, kernel, bias = trainable
+  h = x
+  for w, b in zip(hidden[::2], hidden[1::2]):
+    h = tf.tanh(tf.matmul(h, w) + b)
+  return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
+      y, tf.matmul(h, kernel) + bias, from_logits=True))
+
+
+def hand_maml_gradient(trainable, support, query, inner_lr, inner_steps=1,
+                       first_order=False):
+  """MAML's meta-gradient of `mlp_loss`, written independently of fedmeta."""
+  trainable = [tf.constant(w) for w in trainable]
+  with tf.GradientTape() as outer:
+    outer.watch(trainable)
+    adapted = trainable
+    for _ in range(inner_steps):
+      with tf.GradientTape() as inner:
+        inner.watch(adapted)
+        loss = mlp_loss(adapted, *support)
+      grads = inner.gradient(loss, adapted)
+      if first_order:
+        grads = [tf.stop_gradient(g) for g in grads]
+      adapted = [w - inner_lr * g for w, g in zip(adapted, grads)]
+    query_loss = mlp_loss(adapted, *query)
+  return [g.numpy() for g in outer.gradient(query_loss, trainable)]

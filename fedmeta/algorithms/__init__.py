@@ -13,7 +13,14 @@ from fedmeta.algorithms.fed_opt import build_fed_adam
 from fedmeta.algorithms.fed_opt import build_fed_avgm
 from fedmeta.algorithms.fed_opt import build_fed_yogi
 from fedmeta.algorithms.fed_prox import build_fed_prox
+from fedmeta.algorithms.fed_maml import build_fed_maml
+from fedmeta.algorithms.fed_maml import build_fo_maml
 from fedmeta.algorithms.fed_sgd import build_fed_sgd
+from fedmeta.algorithms.meta_sgd import build_meta_sgd
+from fedmeta.algorithms.per_fedavg import build_per_fedavg_fo
+from fedmeta.algorithms.per_fedavg import build_per_fedavg_hf
+from fedmeta.algorithms.personalization import build_personalization_eval
+from fedmeta.algorithms.reptile import build_reptile
 
 # Name (the runner's --algorithm value) -> builder.
 BUILDERS = {
@@ -24,4 +31,13 @@ BUILDERS = {
     'fed_yogi': build_fed_yogi,
     'fed_adagrad': build_fed_adagrad,
     'fed_avgm': build_fed_avgm,
+    'fed_maml': build_fed_maml,
+    'fo_maml': build_fo_maml,
+    'meta_sgd': build_meta_sgd,
+    'reptile': build_reptile,
+    'per_fedavg_fo': build_per_fedavg_fo,
+    'per_fedavg_hf': build_per_fedavg_hf,
 }
+# Those that train on support/query-split client datasets.
+META_LEARNING = ('fed_maml', 'fo_maml', 'meta_sgd', 'reptile',
+                 'per_fedavg_fo', 'per_fedavg_hf')

@@ -18,6 +18,7 @@ import tensorflow_federated as tff
 
 from fedmeta import models
 from fedmeta.algorithms import local_tf
+from fedmeta.data import support_query
 
 # (model adapter, initial weights as (trainable, non_trainable), dataset)
 #   -> LocalResult.
@@ -63,6 +64,8 @@ def build_client_work(
     local_fn: LocalFn,
     *,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
+    weights_type: Optional[tff.Type] = None,
+    data_type: Optional[tff.Type] = None,
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` that runs `local_fn` on every client.
 
@@ -76,6 +79,10 @@ def build_client_work(
       `tff.tensorflow.computation` with the model's adapter, the broadcast
       weights and the dataset.
     client_weighting: A `ClientWeighting`.
+    weights_type: The TFF type of the broadcast weights; the model's
+      `ModelWeights` when None (Meta-SGD extends them).
+    data_type: The TFF type of a client dataset; a sequence of the model's
+      `input_spec` when None (meta-learning adds a support flag).
 
   Returns:
     A `tff.learning.templates.ClientWorkProcess` with type signature
@@ -83,8 +90,10 @@ def build_client_work(
     <state, result={ClientResult}@CLIENTS, measurements@SERVER>)`.
   """
   model_spec = models.spec(model_fn)
+  weights_type = weights_type or model_spec.weights_type
+  data_type = data_type or model_spec.data_type
 
-  @tff.tensorflow.computation(model_spec.weights_type, model_spec.data_type)
+  @tff.tensorflow.computation(weights_type, data_type)
   def client_update(weights, dataset):
     result = models.build(model_fn).run(
         local_fn, (weights.trainable, weights.non_trainable), dataset)
@@ -99,8 +108,8 @@ def build_client_work(
 
   @tff.federated_computation(
       tff.FederatedType((), tff.SERVER),
-      tff.FederatedType(model_spec.weights_type, tff.CLIENTS),
-      tff.FederatedType(model_spec.data_type, tff.CLIENTS))
+      tff.FederatedType(weights_type, tff.CLIENTS),
+      tff.FederatedType(data_type, tff.CLIENTS))
   def next_fn(state, weights, data):
     result, metrics, dropped = tff.federated_map(client_update, (weights, data))
     train = tff.learning.metrics.sum_then_finalize(finalize_metrics)(metrics)
@@ -120,6 +129,7 @@ def build_learning_process(
     server_optimizer: tff.learning.optimizers.Optimizer,
     model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory],
     model_distributor: Optional[tff.learning.templates.DistributionProcess],
+    initial_weights_fn: Optional[tff.Computation] = None,
 ) -> tff.learning.templates.LearningProcess:
   """Composes broadcast, `client_work`, aggregation and a server optimizer.
 
@@ -132,6 +142,8 @@ def build_learning_process(
       `tff.aggregators.MeanFactory()` when None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast when None.
+    initial_weights_fn: A no-arg `tff.tensorflow.computation` returning the
+      initial `ModelWeights`; the model's own when None.
 
   Returns:
     A `tff.learning.templates.LearningProcess` whose state is a
@@ -140,10 +152,9 @@ def build_learning_process(
   # The client work's `next` takes <state, weights@CLIENTS, data@CLIENTS>.
   weights_type = client_work.next.type_signature.parameter[1].member
 
-  @tff.tensorflow.computation
-  def initial_weights_fn():
-    return models.initial_weights(model_fn)
-
+  if initial_weights_fn is None:
+    initial_weights_fn = tff.tensorflow.computation(
+        lambda: models.initial_weights(model_fn))
   if model_distributor is None:
     model_distributor = tff.learning.templates.build_broadcast_process(
         weights_type)
@@ -160,3 +171,56 @@ def build_learning_process(
   return tff.learning.templates.compose_learning_process(
       initial_weights_fn, model_distributor, client_work, aggregator,
       finalizer)
+
+
+def support_flagged_data_type(model_fn: models.ModelFn) -> tff.SequenceType:
+  """A client dataset for meta-learning: the model's batches plus a boolean
+  `support` per example (`fedmeta.data.support_query`).
+
+  Raises:
+    fedmeta.models.ModelError: If `model_fn` is not a `FunctionalModel` with
+      a `{'x': ..., 'y': ...}` input spec (inner loops differentiate through
+      a pure forward pass).
+  """
+  if not isinstance(model_fn, tff.learning.models.FunctionalModel):
+    raise models.ModelError(
+        'model_fn: meta-learning needs a tff.learning.models.FunctionalModel '
+        '(e.g. fedmeta.models.from_keras), whose forward pass is a pure '
+        f'function of the weights; got {type(model_fn).__name__}')
+  input_spec = model_fn.input_spec
+  if not isinstance(input_spec, collections.abc.Mapping):
+    raise models.ModelError(
+        "model_fn: meta-learning needs input_spec {'x': ..., 'y': ...}, got "
+        f'{type(input_spec).__name__}')
+  element = dict(input_spec)
+  element[support_query.SUPPORT_KEY] = tf.TensorSpec([None], tf.bool)
+  # Sorted, as tf.nest orders the dict elements that datasets yield.
+  return tff.SequenceType(tff.types.tensorflow_to_type(
+      collections.OrderedDict(sorted(element.items()))))
+
+
+def build_meta_learning_process(
+    model_fn: models.ModelFn,
+    local_fn: LocalFn,
+    *,
+    client_weighting: ClientWeighting,
+    server_optimizer: tff.learning.optimizers.Optimizer,
+    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory],
+    model_distributor: Optional[tff.learning.templates.DistributionProcess],
+    weights_type: Optional[tff.Type] = None,
+    initial_weights_fn: Optional[tff.Computation] = None,
+) -> tff.learning.templates.LearningProcess:
+  """`build_learning_process` over support-flagged client datasets.
+
+  Raises:
+    fedmeta.models.ModelError: See `support_flagged_data_type`.
+  """
+  data_type = support_flagged_data_type(model_fn)
+  return build_learning_process(
+      model_fn,
+      build_client_work(model_fn, local_fn, client_weighting=client_weighting,
+                        weights_type=weights_type, data_type=data_type),
+      server_optimizer=server_optimizer,
+      model_aggregator=model_aggregator,
+      model_distributor=model_distributor,
+      initial_weights_fn=initial_weights_fn)

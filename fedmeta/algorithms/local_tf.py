@@ -44,9 +44,10 @@ def initial_metrics_state(model):
 def update_metrics_state(model, state, batch_output, y):
   """Adds one batch's `tff.learning.models.BatchOutput` to `state`."""
   n = tf.cast(batch_output.num_examples, tf.int64)
+  loss = tf.cast(batch_output.loss, tf.float32)  # Whatever the model's dtype.
   return collections.OrderedDict(
       model=model.update_metrics_state(state['model'], batch_output, y),
-      loss_sum=state['loss_sum'] + batch_output.loss * tf.cast(n, tf.float32),
+      loss_sum=state['loss_sum'] + loss * tf.cast(n, tf.float32),
       num_examples=state['num_examples'] + n,
       num_batches=state['num_batches'] + 1)
 

@@ -90,7 +90,8 @@ def split(dataset: tf.data.Dataset, *, support_fraction: Optional[float] = None,
     elements[SUPPORT_KEY] = support_mask(
         elements['y'], support_fraction=support_fraction, shots=shots,
         seed=seed)
-    return tf.data.Dataset.from_tensor_slices(elements)
+    # Keys in sorted order: TFF refuses dict elements in any other order.
+    return tf.data.Dataset.from_tensor_slices(dict(sorted(elements.items())))
 
   # One batch holds the whole client (an empty client yields none). Its
   # size is counted first because tf.data's map-and-batch fusion allocates

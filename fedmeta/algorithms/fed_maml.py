@@ -1,0 +1,93 @@
+"""Federated MAML (FedMeta-MAML) and its first-order approximation.
+
+Chen et al., "Federated Meta-Learning with Fast Convergence and Efficient
+Communication", 2018, https://arxiv.org/abs/1802.07876; MAML: Finn et al.,
+"Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks", ICML
+2017, https://arxiv.org/abs/1703.03400.
+"""
+
+import functools
+from typing import Optional
+
+import tensorflow_federated as tff
+
+from fedmeta import models
+from fedmeta.algorithms import client_work as client_work_lib
+from fedmeta.algorithms import meta_tf
+
+DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_adam(0.001)
+
+
+def check_hyperparameters(**values: float) -> None:
+  """Raises ValueError naming a `*_steps` value < 1 or another value < 0."""
+  for name, value in values.items():
+    lowest = 1 if name.endswith('_steps') else 0
+    if value < lowest:
+      raise ValueError(f'{name}: must be >= {lowest}, got {value}')
+
+
+def build_fed_maml(
+    model_fn: models.ModelFn,
+    *,
+    inner_learning_rate: float = 0.01,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    client_weighting: client_work_lib.ClientWeighting = (
+        client_work_lib.ClientWeighting.NUM_EXAMPLES),
+    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
+) -> tff.learning.templates.LearningProcess:
+  """Builds federated MAML: clients return meta-gradients, the server applies
+  their average with an outer optimizer.
+
+  Each client adapts the broadcast weights with `inner_steps` SGD steps
+  (rate `inner_learning_rate`) on its support set and returns the gradient
+  of its query loss with respect to the broadcast weights, through the inner
+  steps (second order). The server averages these meta-gradients (weighted
+  by query examples, or uniformly) and applies them with `server_optimizer`.
+
+  Args:
+    model_fn: A `tff.learning.models.FunctionalModel` with input spec
+      `{'x': ..., 'y': ...}`. Client datasets are its batches plus a boolean
+      `support` per example (`fedmeta.data.split_client_data`).
+    inner_learning_rate: MAML's alpha.
+    inner_steps: Inner SGD steps, each on the whole support set.
+    first_order: Drop the inner steps' Jacobian (first-order MAML).
+    server_optimizer: The outer optimizer; Adam(0.001) (MAML's) if None.
+    client_weighting: Weight meta-gradients by query examples or uniformly.
+    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+      `tff.aggregators.MeanFactory()` if None.
+    model_distributor: A `tff.learning.templates.DistributionProcess`;
+      broadcast if None.
+
+  Returns:
+    A `tff.learning.templates.LearningProcess`; its `train` metrics are the
+    sampled clients' query metrics after adaptation.
+
+  Raises:
+    fedmeta.models.ModelError: If `model_fn` is not a suitable
+      `FunctionalModel`.
+    ValueError: For `inner_steps` < 1 or a negative learning rate.
+  """
+  check_hyperparameters(inner_steps=inner_steps,
+                        inner_learning_rate=inner_learning_rate)
+  local_fn = functools.partial(
+      meta_tf.maml_gradient, inner_learning_rate=inner_learning_rate,
+      inner_steps=inner_steps, first_order=first_order)
+  return client_work_lib.build_meta_learning_process(
+      model_fn, local_fn, client_weighting=client_weighting,
+      server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),
+      model_aggregator=model_aggregator, model_distributor=model_distributor)
+
+
+def build_fo_maml(model_fn: models.ModelFn,
+                  **kwargs) -> tff.learning.templates.LearningProcess:
+  """First-order federated MAML: `build_fed_maml(..., first_order=True)`.
+
+  Finn et al. 2017, section 5.2. Takes `build_fed_maml`'s keyword arguments
+  except `first_order`.
+  """
+  if 'first_order' in kwargs:
+    raise TypeError('build_fo_maml: first_order is fixed to True')
+  return build_fed_maml(model_fn, first_order=True, **kwargs)

@@ -1,0 +1,102 @@
+"""Federated Meta-SGD (FedMeta-Meta-SGD).
+
+Li et al., "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning", 2017,
+https://arxiv.org/abs/1707.09835; federated as in Chen et al. 2018,
+https://arxiv.org/abs/1802.07876.
+"""
+
+import functools
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedmeta import models
+from fedmeta.algorithms import client_work as client_work_lib
+from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import meta_tf
+
+
+def extended_weights(
+    model_weights: tff.learning.models.ModelWeights,
+    inner_learning_rate: float) -> tff.learning.models.ModelWeights:
+  """Model weights with one inner-rate tensor per trainable weight appended,
+  every entry `inner_learning_rate`: Meta-SGD's initial weights."""
+  rates = tuple(tf.fill(tf.shape(w), tf.constant(inner_learning_rate, w.dtype))
+                for w in model_weights.trainable)
+  return tff.learning.models.ModelWeights(
+      tuple(model_weights.trainable) + rates, model_weights.non_trainable)
+
+
+def split_weights(weights: tff.learning.models.ModelWeights):
+  """(model `ModelWeights`, inner rates) of Meta-SGD's extended weights."""
+  n = len(weights.trainable) // 2
+  return (tff.learning.models.ModelWeights(tuple(weights.trainable[:n]),
+                                           weights.non_trainable),
+          tuple(weights.trainable[n:]))
+
+
+def build_meta_sgd(
+    model_fn: models.ModelFn,
+    *,
+    inner_learning_rate: float = 0.01,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    client_weighting: client_work_lib.ClientWeighting = (
+        client_work_lib.ClientWeighting.NUM_EXAMPLES),
+    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
+) -> tff.learning.templates.LearningProcess:
+  """Builds federated Meta-SGD: MAML with a learned per-parameter inner rate.
+
+  The global weights are the model's trainable weights followed by one
+  inner-learning-rate tensor per weight (initialized to
+  `inner_learning_rate`); clients return the meta-gradient of their query
+  loss with respect to both, and both are averaged and updated by the
+  server optimizer. `split_weights` separates them. With the rates held at
+  `inner_learning_rate`, a round equals `fed_maml.build_fed_maml`'s.
+
+  Args:
+    model_fn: A `tff.learning.models.FunctionalModel` with input spec
+      `{'x': ..., 'y': ...}`; client datasets carry a `support` flag.
+    inner_learning_rate: Initial value of every learned inner rate.
+    inner_steps: Inner SGD steps, each on the whole support set.
+    first_order: Drop the inner steps' second-order terms.
+    server_optimizer: The outer optimizer; Adam(0.001) if None.
+    client_weighting: Weight meta-gradients by query examples or uniformly.
+    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+      `tff.aggregators.MeanFactory()` if None.
+    model_distributor: A `tff.learning.templates.DistributionProcess`;
+      broadcast if None.
+
+  Returns:
+    A `tff.learning.templates.LearningProcess` over the extended weights.
+
+  Raises:
+    fedmeta.models.ModelError: If `model_fn` is not a suitable
+      `FunctionalModel`.
+    ValueError: For `inner_steps` < 1 or a negative learning rate.
+  """
+  fed_maml.check_hyperparameters(inner_steps=inner_steps,
+                                 inner_learning_rate=inner_learning_rate)
+  model_weights_type = models.spec(model_fn).weights_type
+  weights_type = tff.learning.models.ModelWeights(
+      tuple(model_weights_type.trainable) * 2,
+      tuple(model_weights_type.non_trainable))
+
+  @tff.tensorflow.computation
+  def initial_weights_fn():
+    return extended_weights(models.initial_weights(model_fn),
+                            inner_learning_rate)
+
+  local_fn = functools.partial(meta_tf.meta_sgd_gradient,
+                               inner_steps=inner_steps,
+                               first_order=first_order)
+  return client_work_lib.build_meta_learning_process(
+      model_fn, local_fn, client_weighting=client_weighting,
+      server_optimizer=(server_optimizer
+                        or fed_maml.DEFAULT_SERVER_OPTIMIZER_FN()),
+      model_aggregator=model_aggregator, model_distributor=model_distributor,
+      weights_type=tff.types.to_type(weights_type),
+      initial_weights_fn=initial_weights_fn)

@@ -1,0 +1,242 @@
+"""Client-side TensorFlow of federated meta-learning: plain functions.
+
+A client's dataset carries a boolean `support` per example
+(`fedmeta.data.support_query`). Inner loops use the whole support set as one
+batch, as MAML does for K-shot tasks, and are unrolled in Python on explicit
+weights, so nested `tf.GradientTape`s differentiate through them (second
+order) unless `first_order` stops the inner gradients. Losses on the query
+set are means over all its examples. Every function here takes a model
+adapter (`fedmeta.models.build`; a `FunctionalModel`'s) and weights as
+`(trainable, non_trainable)` tuples.
+"""
+
+import collections
+from typing import Sequence
+
+import tensorflow as tf
+
+from fedmeta.algorithms import local_tf
+from fedmeta.data import support_query
+
+ZERO = tf.UnconnectedGradients.ZERO
+
+
+def collect(dataset: tf.data.Dataset):
+  """All elements of an unbatched dataset as one batch (0 rows if empty)."""
+  size = dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+  empty = tf.nest.map_structure(
+      lambda s: tf.zeros([0] + s.shape.as_list(), s.dtype),
+      dataset.element_spec)
+  return dataset.batch(tf.maximum(size, 1)).reduce(
+      empty, lambda _, batch: batch)
+
+
+def support_and_query(dataset: tf.data.Dataset):
+  """(support batch, query batch) of a batched, support-flagged dataset."""
+  examples = dataset.unbatch()
+  return (collect(support_query.support(examples)),
+          collect(support_query.query(examples)))
+
+
+def num_rows(batch) -> tf.Tensor:
+  return tf.shape(batch['y'], out_type=tf.int64)[0]
+
+
+def sgd_step(model, weights, batch, learning_rates: Sequence[tf.Tensor], *,
+             first_order: bool):
+  """One differentiable SGD step on `batch`; returns new trainable weights.
+
+  `learning_rates` holds one scalar or one per-parameter tensor (Meta-SGD)
+  per trainable weight.
+  """
+  trainable, non_trainable = weights
+  with tf.GradientTape() as tape:
+    tape.watch(trainable)
+    batch_output, _ = model.forward((trainable, non_trainable), batch,
+                                    training=True)
+  gradients = tape.gradient(batch_output.loss, trainable,
+                            unconnected_gradients=ZERO)
+  if first_order:
+    gradients = [tf.stop_gradient(g) for g in gradients]
+  return tuple(w - lr * g
+               for w, lr, g in zip(trainable, learning_rates, gradients))
+
+
+def adapt(model, weights, support, learning_rates, *, inner_steps: int,
+          first_order: bool = False):
+  """`inner_steps` full-batch SGD steps on `support`: adapted trainables."""
+  trainable, non_trainable = weights
+  for _ in range(inner_steps):
+    trainable = sgd_step(model, (trainable, non_trainable), support,
+                         learning_rates, first_order=first_order)
+  return trainable
+
+
+def scalar_rates(learning_rate: float, trainable) -> list[tf.Tensor]:
+  return [tf.constant(learning_rate, w.dtype) for w in trainable]
+
+
+def batch_metrics(model, batch_output, y):
+  """Reported metrics state of one batch; all zeros for an empty batch,
+  whose mean loss is not a number."""
+  initial = local_tf.initial_metrics_state(model)
+  metrics = tf.cond(
+      batch_output.num_examples > 0,
+      lambda: local_tf.update_metrics_state(model, initial, batch_output, y),
+      lambda: initial)
+  return local_tf.report_metrics_state(model, metrics)
+
+
+def _query_result(model, query_output, query_y, gradients, support, query):
+  """LocalResult of a meta-gradient; a client without support or query
+  examples reports zero examples, so its update gets no weight."""
+  usable = tf.logical_and(num_rows(support) > 0, num_rows(query) > 0)
+  num_examples = tf.where(usable, num_rows(query), tf.constant(0, tf.int64))
+  return local_tf.LocalResult(tuple(gradients), num_examples,
+                              batch_metrics(model, query_output, query_y))
+
+
+def maml_gradient(model, weights, dataset: tf.data.Dataset, *,
+                  inner_learning_rate: float, inner_steps: int,
+                  first_order: bool) -> local_tf.LocalResult:
+  """MAML's meta-gradient for one client (Finn et al. 2017).
+
+  The gradient, with respect to the broadcast trainable weights, of the
+  query loss after `inner_steps` SGD steps on the support set; with
+  `first_order`, the inner steps' Jacobian is dropped (FO-MAML). Metrics
+  are the query metrics after adaptation.
+  """
+  support, query = support_and_query(dataset)
+  trainable, non_trainable = weights
+  trainable = tuple(trainable)
+  with tf.GradientTape() as tape:
+    tape.watch(trainable)
+    adapted = adapt(model, (trainable, non_trainable), support,
+                    scalar_rates(inner_learning_rate, trainable),
+                    inner_steps=inner_steps, first_order=first_order)
+    query_output, query_y = model.forward((adapted, non_trainable), query,
+                                          training=True)
+  gradients = tape.gradient(query_output.loss, trainable,
+                            unconnected_gradients=ZERO)
+  return _query_result(model, query_output, query_y, gradients, support,
+                       query)
+
+
+def meta_sgd_gradient(model, weights, dataset: tf.data.Dataset, *,
+                      inner_steps: int,
+                      first_order: bool) -> local_tf.LocalResult:
+  """Meta-SGD's meta-gradient (Li et al. 2017) for one client.
+
+  `weights[0]` holds the model's trainable weights followed by one learned
+  inner learning rate tensor per weight (same shapes); the gradient covers
+  both halves.
+  """
+  support, query = support_and_query(dataset)
+  extended, non_trainable = weights
+  extended = tuple(extended)
+  n = len(extended) // 2
+  with tf.GradientTape() as tape:
+    tape.watch(extended)
+    adapted = adapt(model, (extended[:n], non_trainable), support,
+                    extended[n:], inner_steps=inner_steps,
+                    first_order=first_order)
+    query_output, query_y = model.forward((adapted, non_trainable), query,
+                                          training=True)
+  gradients = tape.gradient(query_output.loss, extended,
+                            unconnected_gradients=ZERO)
+  return _query_result(model, query_output, query_y, gradients, support,
+                       query)
+
+
+def reptile_delta(model, weights, dataset: tf.data.Dataset, *,
+                  inner_learning_rate: float,
+                  inner_steps: int) -> local_tf.LocalResult:
+  """Reptile's client step (Nichol et al. 2018): `inner_steps` full-batch SGD
+  steps on the support set; the update is `initial - adapted`, weighted by
+  the support examples. Metrics are the query metrics after adaptation."""
+  support, query = support_and_query(dataset)
+  trainable, non_trainable = weights
+  initial = tuple(trainable)
+  adapted = adapt(model, (initial, non_trainable), support,
+                  scalar_rates(inner_learning_rate, initial),
+                  inner_steps=inner_steps, first_order=True)
+  query_output, query_y = model.forward((adapted, non_trainable), query,
+                                        training=False)
+  return local_tf.LocalResult(
+      tuple(w0 - w for w0, w in zip(initial, adapted)), num_rows(support),
+      batch_metrics(model, query_output, query_y))
+
+
+def per_fedavg_delta(model, weights, dataset: tf.data.Dataset, *,
+                     inner_learning_rate: float, outer_learning_rate: float,
+                     local_steps: int,
+                     hessian_free: bool) -> local_tf.LocalResult:
+  """Per-FedAvg's client update (Fallah et al. 2020), full-batch.
+
+  Each of `local_steps` steps: w_tmp = w - alpha grad f(w; D);
+  w <- w - beta (I - alpha H f(w; D'')) grad f(w_tmp; D') with D = D'' the
+  support set and D' the query set. The first-order variant (FO) drops the
+  Hessian term; the Hessian-free one (HF) computes it as a Hessian-vector
+  product. Returns `initial - final` as the update, averaged like FedAvg,
+  and the last step's query metrics at w_tmp.
+  """
+  support, query = support_and_query(dataset)
+  trainable, non_trainable = weights
+  initial = tuple(trainable)
+  trainable = initial
+  alpha = scalar_rates(inner_learning_rate, initial)
+  metrics = None
+  for _ in range(local_steps):
+    temporary = sgd_step(model, (trainable, non_trainable), support, alpha,
+                         first_order=True)
+    query_output, query_y, direction = model.forward_and_gradient(
+        (temporary, non_trainable), query)
+    metrics = batch_metrics(model, query_output, query_y)
+    if hessian_free:
+      hvp = hessian_vector_product(model, (trainable, non_trainable), support,
+                                   direction)
+      direction = tuple(d - a * h for d, a, h in zip(direction, alpha, hvp))
+    trainable = tuple(w - outer_learning_rate * d
+                      for w, d in zip(trainable, direction))
+  usable = tf.logical_and(num_rows(support) > 0, num_rows(query) > 0)
+  return local_tf.LocalResult(
+      tuple(w0 - w for w0, w in zip(initial, trainable)),
+      tf.where(usable, num_rows(query), tf.constant(0, tf.int64)), metrics)
+
+
+def hessian_vector_product(model, weights, batch, vector):
+  """H v for the Hessian of the loss on `batch` at `weights`."""
+  trainable, non_trainable = weights
+  trainable = tuple(trainable)
+  with tf.GradientTape() as outer:
+    outer.watch(trainable)
+    with tf.GradientTape() as inner:
+      inner.watch(trainable)
+      batch_output, _ = model.forward((trainable, non_trainable), batch,
+                                      training=True)
+    gradients = inner.gradient(batch_output.loss, trainable,
+                               unconnected_gradients=ZERO)
+    dot = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(v))
+                    for g, v in zip(gradients, vector)])
+  return tuple(outer.gradient(dot, trainable, unconnected_gradients=ZERO))
+
+
+def personalize(model, weights, dataset: tf.data.Dataset, learning_rates, *,
+                inner_steps: int):
+  """Query metrics before and after `inner_steps` support steps.
+
+  Returns:
+    `OrderedDict(before=..., after=...)` of unfinalized metrics states (see
+    `fedmeta.algorithms.local_tf.initial_metrics_state`).
+  """
+  support, query = support_and_query(dataset)
+  trainable, non_trainable = weights
+  adapted = adapt(model, (tuple(trainable), non_trainable), support,
+                  learning_rates, inner_steps=inner_steps, first_order=True)
+
+  def query_metrics(w):
+    return batch_metrics(model, *model.forward((w, non_trainable), query,
+                                               training=False))
+
+  return collections.OrderedDict(before=query_metrics(tuple(trainable)),
+                                 after=query_metrics(adapted))

@@ -1,0 +1,102 @@
+"""Personalization evaluation: how well global weights adapt to each client.
+
+For each client, the query metrics of the global weights before and after
+`inner_steps` SGD steps on the client's support set, summarized across
+clients by their mean and 10th / 50th / 90th percentiles: the meta-test
+protocol of MAML (Finn et al. 2017) and FedMeta (Chen et al. 2018,
+https://arxiv.org/abs/1802.07876). On FedAvg weights it gives FedMeta's
+"FedAvg(Meta)" baseline (FedAvg plus local fine-tuning).
+"""
+
+import collections
+
+import numpy as np
+import tensorflow_federated as tff
+
+from fedmeta import models
+from fedmeta.algorithms import client_work
+from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import local_tf
+from fedmeta.algorithms import meta_tf
+
+PERCENTILES = (10, 50, 90)
+
+
+def summarize(per_client: list) -> collections.OrderedDict:
+  """{stage: {metric: {'mean', 'p10', 'p50', 'p90'}}} over clients that have
+  query examples (`num_examples` > 0); `num_clients` counts them."""
+  kept = [c for c in per_client if c['before']['num_examples'] > 0]
+  summary = collections.OrderedDict(num_clients=len(kept))
+  if not kept:
+    return summary
+  for stage in ('before', 'after'):
+    summary[stage] = collections.OrderedDict()
+    for name in kept[0][stage]:
+      if name in ('num_examples', 'num_batches'):
+        continue
+      values = np.asarray([float(c[stage][name]) for c in kept])
+      stats = collections.OrderedDict(mean=float(values.mean()))
+      for q in PERCENTILES:
+        stats[f'p{q}'] = float(np.percentile(values, q))
+      summary[stage][name] = stats
+  return summary
+
+
+def build_personalization_eval(model_fn: models.ModelFn, *,
+                               inner_learning_rate: float = 0.01,
+                               inner_steps: int = 1,
+                               learned_rates: bool = False):
+  """Builds `evaluate(weights, client_datasets) -> summary`.
+
+  Args:
+    model_fn: A `tff.learning.models.FunctionalModel` with input spec
+      `{'x': ..., 'y': ...}`; client datasets carry a `support` flag
+      (`fedmeta.data.split_client_data`).
+    inner_learning_rate: SGD rate of the adaptation steps.
+    inner_steps: Adaptation steps, each on the whole support set.
+    learned_rates: Weights are Meta-SGD's (model weights then per-parameter
+      rates, `fedmeta.algorithms.meta_sgd`); adapt with those rates.
+
+  Returns:
+    A function of (`tff.learning.models.ModelWeights`, list of client
+    datasets) returning `summarize`'s summary of the clients' finalized
+    query metrics before and after adaptation.
+  """
+  fed_maml.check_hyperparameters(inner_steps=inner_steps,
+                                 inner_learning_rate=inner_learning_rate)
+  data_type = client_work.support_flagged_data_type(model_fn)
+  model_spec = models.spec(model_fn)
+  weights_type = model_spec.weights_type
+  if learned_rates:
+    weights_type = tff.types.to_type(tff.learning.models.ModelWeights(
+        tuple(weights_type.trainable) * 2, tuple(weights_type.non_trainable)))
+  finalize = local_tf.build_metrics_finalizer(model_spec.finalize_metrics)
+
+  def personalize(model, weights, dataset):
+    trainable, non_trainable = weights
+    if learned_rates:
+      n = len(trainable) // 2
+      trainable, rates = trainable[:n], trainable[n:]
+    else:
+      rates = meta_tf.scalar_rates(inner_learning_rate, trainable)
+    metrics = meta_tf.personalize(model, (trainable, non_trainable), dataset,
+                                  rates, inner_steps=inner_steps)
+    return collections.OrderedDict(
+        (stage, finalize(state)) for stage, state in metrics.items())
+
+  @tff.tensorflow.computation(weights_type, data_type)
+  def client_eval(weights, dataset):
+    return models.build(model_fn).run(
+        personalize, (weights.trainable, weights.non_trainable), dataset)
+
+  @tff.federated_computation(tff.FederatedType(weights_type, tff.SERVER),
+                             tff.FederatedType(data_type, tff.CLIENTS))
+  def per_client(weights, data):
+    return tff.federated_map(client_eval,
+                             (tff.federated_broadcast(weights), data))
+
+  def evaluate(weights, client_datasets):
+    return summarize(per_client(weights, client_datasets))
+
+  return evaluate
+

@@ -1,0 +1,69 @@
+"""Federated Reptile.
+
+Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", 2018,
+https://arxiv.org/abs/1803.02999.
+"""
+
+import functools
+from typing import Optional
+
+import tensorflow_federated as tff
+
+from fedmeta import models
+from fedmeta.algorithms import client_work as client_work_lib
+from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import meta_tf
+
+DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1.0)
+
+
+def build_reptile(
+    model_fn: models.ModelFn,
+    *,
+    inner_learning_rate: float = 0.01,
+    inner_steps: int = 5,
+    server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    client_weighting: client_work_lib.ClientWeighting = (
+        client_work_lib.ClientWeighting.NUM_EXAMPLES),
+    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
+) -> tff.learning.templates.LearningProcess:
+  """Builds federated Reptile: the server moves toward adapted weights.
+
+  Each client runs `inner_steps` SGD steps (rate `inner_learning_rate`) on
+  its whole support set and returns `global - adapted`; the server averages
+  these (weighted by support examples, or uniformly) and applies them with
+  `server_optimizer`, whose learning rate is Reptile's outer step size
+  epsilon. With one inner step and SGD(1.0) this is FedAvg with one local
+  step on the support set.
+
+  Args:
+    model_fn: A `tff.learning.models.FunctionalModel` with input spec
+      `{'x': ..., 'y': ...}`; client datasets carry a `support` flag.
+    inner_learning_rate: The clients' SGD rate.
+    inner_steps: SGD steps per client, each on the whole support set.
+    server_optimizer: Applies the averaged difference; SGD(1.0) if None.
+    client_weighting: Weight differences by support examples or uniformly.
+    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+      `tff.aggregators.MeanFactory()` if None.
+    model_distributor: A `tff.learning.templates.DistributionProcess`;
+      broadcast if None.
+
+  Returns:
+    A `tff.learning.templates.LearningProcess`; its `train` metrics are the
+    clients' query metrics after adaptation.
+
+  Raises:
+    fedmeta.models.ModelError: If `model_fn` is not a suitable
+      `FunctionalModel`.
+    ValueError: For `inner_steps` < 1 or a negative learning rate.
+  """
+  fed_maml.check_hyperparameters(inner_steps=inner_steps,
+                                 inner_learning_rate=inner_learning_rate)
+  local_fn = functools.partial(meta_tf.reptile_delta,
+                               inner_learning_rate=inner_learning_rate,
+                               inner_steps=inner_steps)
+  return client_work_lib.build_meta_learning_process(
+      model_fn, local_fn, client_weighting=client_weighting,
+      server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),
+      model_aggregator=model_aggregator, model_distributor=model_distributor)

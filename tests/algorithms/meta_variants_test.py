@@ -1,0 +1,121 @@
+"""Reptile, Meta-SGD and Per-FedAvg reduce to FedAvg and MAML as the papers
+say, and match hand-written computations."""
+
+from absl.testing import absltest
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedmeta import algorithms
+from fedmeta import runtime
+from fedmeta.algorithms import meta_sgd
+from tests import testing
+
+SGD1 = lambda: tff.learning.optimizers.build_sgdm(1.0)
+
+
+class MetaVariantsTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    runtime.set_local_context()
+    self.model = testing.softmax_regression(hidden=5)
+    self.initial = [np.asarray(w) for w in self.model.initial_weights[0]]
+    self.clients = testing.meta_clients([10, 7, 14], seed=5)
+    self.datasets = [testing.flagged_dataset(*c) for c in self.clients]
+
+  def test_reptile_one_step_equals_fed_avg_one_local_step(self):
+    reptile, _ = testing.run_rounds(algorithms.build_reptile(
+        self.model, inner_learning_rate=0.3, inner_steps=1,
+        server_optimizer=SGD1()), self.datasets, 2)
+    # FedAvg with one local step: one batch holding the support set.
+    support_only = [testing.as_dataset(x[s], y[s], batch_size=100)
+                    for x, y, s in self.clients]
+    fed_avg, _ = testing.run_rounds(algorithms.build_fed_avg(
+        self.model, client_optimizer=tff.learning.optimizers.build_sgdm(0.3),
+        server_optimizer=SGD1()), support_only, 2)
+    self.assertLess(testing.max_abs_diff(reptile.trainable,
+                                         fed_avg.trainable), 1e-6)
+
+  def test_reptile_moves_toward_adapted_weights(self):
+    weights, _ = testing.run_rounds(algorithms.build_reptile(
+        self.model, inner_learning_rate=0.3, inner_steps=3,
+        server_optimizer=tff.learning.optimizers.build_sgdm(0.5)),
+        self.datasets[:1], 1)
+    x, y, s = self.clients[0]
+    adapted = [tf.constant(w) for w in self.initial]
+    for _ in range(3):
+      with tf.GradientTape() as tape:
+        tape.watch(adapted)
+        loss = testing.mlp_loss(adapted, x[s], y[s])
+      adapted = [w - 0.3 * g
+                 for w, g in zip(adapted, tape.gradient(loss, adapted))]
+    expected = [w + 0.5 * (a - w) for w, a in zip(self.initial, adapted)]
+    self.assertLess(testing.max_abs_diff(weights.trainable, expected), 1e-6)
+
+  def test_meta_sgd_first_round_moves_weights_like_maml(self):
+    kwargs = dict(inner_learning_rate=0.4, server_optimizer=SGD1())
+    extended, _ = testing.run_rounds(
+        algorithms.build_meta_sgd(self.model, **kwargs), self.datasets, 1)
+    maml, _ = testing.run_rounds(
+        algorithms.build_fed_maml(self.model, **kwargs), self.datasets, 1)
+    weights, rates = meta_sgd.split_weights(extended)
+    self.assertLess(testing.max_abs_diff(weights.trainable, maml.trainable),
+                    1e-6)
+    # The rates are meta-learned too: they moved away from 0.4.
+    moved = max(float(np.max(np.abs(r - 0.4))) for r in rates)
+    self.assertGreater(moved, 1e-4)
+
+  def test_meta_sgd_rate_gradient_by_hand(self):
+    x, y, s = self.clients[0]
+    rates = [tf.fill(w.shape, 0.4) for w in self.initial]
+    weights = [tf.constant(w) for w in self.initial]
+    with tf.GradientTape() as tape:
+      tape.watch(rates)
+      with tf.GradientTape() as inner:
+        inner.watch(weights)
+        loss = testing.mlp_loss(weights, x[s], y[s])
+      adapted = [w - r * g for w, r, g in
+                 zip(weights, rates, inner.gradient(loss, weights))]
+      query_loss = testing.mlp_loss(adapted, x[~s], y[~s])
+    rate_gradients = tape.gradient(query_loss, rates)
+    extended, _ = testing.run_rounds(algorithms.build_meta_sgd(
+        self.model, inner_learning_rate=0.4, server_optimizer=SGD1()),
+        self.datasets[:1], 1)
+    _, learned = meta_sgd.split_weights(extended)
+    expected = [r - g for r, g in zip(rates, rate_gradients)]
+    self.assertLess(testing.max_abs_diff(learned, expected), 1e-6)
+
+  def test_per_fedavg_one_step_is_a_maml_step(self):
+    beta = 0.05
+    for hessian_free, builder in ((True, algorithms.build_per_fedavg_hf),
+                                  (False, algorithms.build_per_fedavg_fo)):
+      weights, _ = testing.run_rounds(builder(
+          self.model, inner_learning_rate=0.4, outer_learning_rate=beta,
+          local_steps=1, server_optimizer=SGD1()), self.datasets, 1)
+      queries = np.asarray([(~c[2]).sum() for c in self.clients], float)
+      steps = []
+      for x, y, s in self.clients:
+        gradient = testing.hand_maml_gradient(
+            self.initial, (x[s], y[s]), (x[~s], y[~s]), 0.4,
+            first_order=not hessian_free)
+        steps.append([beta * g for g in gradient])
+      expected = [w - sum(q / queries.sum() * step[i]
+                          for q, step in zip(queries, steps))
+                  for i, w in enumerate(self.initial)]
+      self.assertLess(testing.max_abs_diff(weights.trainable, expected),
+                      1e-6, f'hessian_free={hessian_free}')
+
+  def test_per_fedavg_local_steps_compound(self):
+    one, _ = testing.run_rounds(algorithms.build_per_fedavg_hf(
+        self.model, outer_learning_rate=0.05, local_steps=1,
+        server_optimizer=SGD1()), self.datasets[:1], 1)
+    three, _ = testing.run_rounds(algorithms.build_per_fedavg_hf(
+        self.model, outer_learning_rate=0.05, local_steps=3,
+        server_optimizer=SGD1()), self.datasets[:1], 1)
+    self.assertGreater(testing.max_abs_diff(one.trainable, three.trainable),
+                       1e-6)
+
+
+if __name__ == '__main__':
+  absltest.main()
