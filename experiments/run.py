@@ -59,11 +59,28 @@ _CLIENT_LEARNING_RATE = flags.DEFINE_float(
 _SERVER_OPTIMIZER = flags.DEFINE_enum(
     'server_optimizer', 'sgd', SERVER_OPTIMIZERS,
     'Server optimizer for fed_avg, fed_sgd and fed_prox (fed_adam, fed_yogi, '
-    'fed_adagrad and fed_avgm fix their own).')
+    'fed_adagrad and fed_avgm fix their own). Meta-learning algorithms keep '
+    'their own default (Adam(0.001) for fed_maml, fo_maml and meta_sgd; '
+    'SGD(1.0) for reptile and Per-FedAvg) unless this or '
+    '--server_learning_rate is given.')
 _SERVER_LEARNING_RATE = flags.DEFINE_float(
     'server_learning_rate', 1.0, 'Server learning rate.', lower_bound=0.0)
 _PROXIMAL_STRENGTH = flags.DEFINE_float(
     'proximal_strength', 0.01, "FedProx's mu.", lower_bound=0.0)
+_INNER_STEPS = flags.DEFINE_integer(
+    'inner_steps', 1, 'Meta-learning: inner SGD steps on the support set '
+    '(Per-FedAvg: local steps tau).', lower_bound=1)
+_INNER_LEARNING_RATE = flags.DEFINE_float(
+    'inner_learning_rate', 0.01, 'Meta-learning: inner SGD rate (MAML\'s '
+    'alpha; the initial rates of Meta-SGD). Per-FedAvg\'s beta is '
+    '--client_learning_rate.', lower_bound=0.0)
+_SUPPORT_FRACTION = flags.DEFINE_float(
+    'support_fraction', 0.5, "Meta-learning: share of each client's examples "
+    'in its support set; the rest is its query set.', lower_bound=0.0,
+    upper_bound=1.0)
+_SHOTS = flags.DEFINE_integer(
+    'shots', None, 'Meta-learning: K support examples per class (K-shot) '
+    'instead of --support_fraction.', lower_bound=1)
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
                                    'Evaluate every this many rounds.',
                                    lower_bound=1)
@@ -112,6 +129,18 @@ def build_process(model):
   name = _ALGORITHM.value
   builder = algorithms.BUILDERS[name]
   kwargs = {}
+  if name in algorithms.META_LEARNING:
+    kwargs['inner_learning_rate'] = _INNER_LEARNING_RATE.value
+    if name.startswith('per_fedavg'):
+      kwargs['outer_learning_rate'] = _CLIENT_LEARNING_RATE.value
+      kwargs['local_steps'] = _INNER_STEPS.value
+    else:
+      kwargs['inner_steps'] = _INNER_STEPS.value
+    # Unless told otherwise, each method's own outer optimizer (MAML's Adam).
+    if _SERVER_OPTIMIZER.present or _SERVER_LEARNING_RATE.present:
+      kwargs['server_optimizer'] = _server_optimizer(
+          _SERVER_OPTIMIZER.value, _SERVER_LEARNING_RATE.value)
+    return builder(model, **kwargs)
   if name in _OWN_SERVER_OPTIMIZER:
     if _SERVER_OPTIMIZER.present:
       raise RunError(f'--server_optimizer: {name} fixes its server optimizer; '
@@ -146,6 +175,32 @@ def _output_dir(experiment_name: str) -> str:
   return path
 
 
+def support_query_split(task: data.Task):
+  """`split(client_data)` marking support and query examples, from the flags.
+
+  Raises:
+    RunError: For a split the task cannot give.
+  """
+  shots = _SHOTS.value
+  if shots is not None:
+    if _SUPPORT_FRACTION.present:
+      raise RunError('--shots, --support_fraction: give one, not both')
+    if not data.TASKS[task.name].classes:
+      raise RunError(f'--shots: task {task.name} has no classes; use '
+                     '--support_fraction')
+    per_class = task.examples_per_class
+    if per_class is not None and shots >= per_class:
+      raise RunError(
+          f'--shots: {shots} support examples per class leave no query '
+          f'example: task {task.name} has {per_class} per class and client')
+  elif not 0 < _SUPPORT_FRACTION.value < 1:
+    raise RunError('--support_fraction: must be strictly between 0 and 1, '
+                   f'got {_SUPPORT_FRACTION.value}')
+  fraction = None if shots is not None else _SUPPORT_FRACTION.value
+  return lambda client_data: data.split_client_data(
+      client_data, support_fraction=fraction, shots=shots, seed=_SEED.value)
+
+
 def run_experiment() -> str:
   """Runs the experiment the flags describe; returns its output directory."""
   tf.keras.utils.set_random_seed(_SEED.value)
@@ -154,27 +209,43 @@ def run_experiment() -> str:
   if _CLIENTS_PER_ROUND.value > num_clients:
     raise RunError(f'--clients_per_round: {_CLIENTS_PER_ROUND.value} is more '
                    f'than the {num_clients} clients of task {task.name}')
+  meta = _ALGORITHM.value in algorithms.META_LEARNING
+  if meta:
+    split = support_query_split(task)
+    train, test = split(task.train), split(task.test)
+  else:
+    train, test = task.train, task.test
   experiment_name = (_EXPERIMENT_NAME.value or
                      f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
   output_dir = _output_dir(experiment_name)
   runtime.set_local_context()
 
   process = build_process(task.model_fn())
-  evaluate = algorithms.build_fed_eval(task.model_fn())
+  if meta:
+    # Meta-learning is evaluated on held-out clients by adapting to each.
+    evaluate = algorithms.build_personalization_eval(
+        task.model_fn(), inner_learning_rate=_INNER_LEARNING_RATE.value,
+        inner_steps=_INNER_STEPS.value,
+        learned_rates=_ALGORITHM.value == 'meta_sgd')
+  else:
+    evaluate = algorithms.build_fed_eval(task.model_fn())
   sample = training_loop.build_uniform_sampler(
-      task.train.client_ids, _CLIENTS_PER_ROUND.value, _SEED.value)
+      train.client_ids, _CLIENTS_PER_ROUND.value, _SEED.value)
 
   def client_datasets(round_num):
+    if meta:  # The inner loops see whole support and query sets.
+      return [train.create_tf_dataset_for_client(cid).batch(
+          _CLIENT_BATCH_SIZE.value) for cid in sample(round_num)]
     return [
         task_lib.batch_client_dataset(
-            task.train.create_tf_dataset_for_client(cid),
+            train.create_tf_dataset_for_client(cid),
             epochs=_CLIENT_EPOCHS.value, batch_size=_CLIENT_BATCH_SIZE.value,
             seed=_SEED.value + round_num)
         for cid in sample(round_num)
     ]
 
-  test_datasets = [task.test.create_tf_dataset_for_client(cid).batch(256)
-                   for cid in task.test.client_ids]
+  test_datasets = [test.create_tf_dataset_for_client(cid).batch(256)
+                   for cid in test.client_ids]
   training_loop.run(
       process=process,
       client_datasets_fn=client_datasets,

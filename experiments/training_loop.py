@@ -67,7 +67,8 @@ _PROGRESS_METRICS = ('/loss', 'accuracy', '/auc')
 def _progress(round_num, total, seconds, elapsed, metrics) -> str:
   shown = ' '.join(
       f'{k}={v:.4f}' for k, v in metrics.items()
-      if k.startswith(('train/', 'eval/')) and k.endswith(_PROGRESS_METRICS))
+      if k.startswith(('train/', 'eval/'))
+      and k.removesuffix('/mean').endswith(_PROGRESS_METRICS))
   eta = elapsed / round_num * (total - round_num)
   return (f'round {round_num}/{total} {seconds:.2f}s {shown} '
           f'eta {eta:.1f}s')

@@ -26,17 +26,19 @@ class TaskInfo(NamedTuple):
     uses_data_dir: Whether it reads files.
     clients: Train / test clients with default arguments.
     elements: Element spec and model, in words.
+    classes: Whether `y` is a class label, so K-shot splits apply.
   """
   load: Callable[..., task_lib.Task]
   uses_data_dir: bool
   clients: str
   elements: str
+  classes: bool = True
 
 
 TASKS = collections.OrderedDict(
     sinusoid=TaskInfo(
         sinusoid.load, False, '100,000 lazily generated sines / 1,000 held out',
-        'x, y float32 [1]; 1-40-40-1 MLP, MSE'),
+        'x, y float32 [1]; 1-40-40-1 MLP, MSE', classes=False),
     synthetic=TaskInfo(
         synthetic.load, False, '30 devices / their 10% test samples',
         'x float32 [60], y int32 (10 classes); logistic regression'),

@@ -83,13 +83,14 @@ def model_fn():
 
 
 def load(*, alpha: float = 0.0, beta: float = 0.0, iid: bool = False,
-         num_devices: int = NUM_DEVICES, seed: int = 0) -> task_lib.Task:
-  """Synthetic(alpha, beta), or Synthetic-IID with `iid=True`.
+         num_clients: int = NUM_DEVICES, seed: int = 0) -> task_lib.Task:
+  """Synthetic(alpha, beta), or Synthetic-IID with `iid=True`, over
+  `num_clients` devices (the paper's 30 by default).
 
   Train and test `ClientData` share the device ids; each device's first 90%
   of samples train, the remaining 10% test.
   """
-  data = generate(alpha, beta, iid=iid, num_devices=num_devices, seed=seed)
+  data = generate(alpha, beta, iid=iid, num_devices=num_clients, seed=seed)
   cuts = [int(TRAIN_FRACTION * len(y)) for y in data.y]
   train = [(x[:c], y[:c]) for x, y, c in zip(data.x, data.y, cuts)]
   test = [(x[c:], y[c:]) for x, y, c in zip(data.x, data.y, cuts)]

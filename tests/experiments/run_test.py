@@ -87,12 +87,46 @@ class RunTest(parameterized.TestCase):
       ('too_many_clients', ['--clients_per_round=7'], '--clients_per_round'),
       ('server_optimizer_conflict',
        ['--algorithm=fed_adam', '--server_optimizer=sgd'],
-       '--server_optimizer'))
+       '--server_optimizer'),
+      ('shots_without_classes',
+       ['--task=sinusoid', '--algorithm=fed_maml', '--shots=2'], '--shots'),
+      ('shots_and_fraction',
+       ['--algorithm=reptile', '--shots=1', '--support_fraction=0.3'],
+       '--shots'),
+      ('num_clients_of_natural_clients', ['--task=heart_disease'],
+       '--num_clients'),
+      ('missing_data_dir', ['--task=credit', '--data_dir=/nonexistent'],
+       'data_dir'))
   def test_bad_flag_is_one_line_error(self, args, flag):
     result = run(*SMALL, '--rounds=1', f'--root_output_dir={self.root}', *args)
     self.assertIn(result.returncode, (1, 2))
     self.assertNotIn('Traceback', result.stderr)
     self.assertIn(flag, result.stderr)
+
+  def test_missing_data_is_one_line_error(self):
+    result = run('--task=femnist', '--data_dir=/nonexistent', '--rounds=1',
+                 f'--root_output_dir={self.root}')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(result.stderr.strip(),
+                     'error: data_dir: /nonexistent does not exist')
+
+  def test_meta_learning_run_reports_personalization(self):
+    result = run('--task=sinusoid', '--num_clients=200', '--algorithm=fed_maml',
+                 '--rounds=2', '--clients_per_round=3', '--inner_steps=2',
+                 f'--root_output_dir={self.root}', '--experiment_name=m')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    with open(os.path.join(self.root, 'm', 'metrics.csv')) as f:
+      rows = list(csv.DictReader(f))
+    self.assertLen(rows, 2)
+    for stage in ('before', 'after'):
+      for stat in ('mean', 'p10', 'p50', 'p90'):
+        self.assertGreater(float(rows[-1][f'eval/{stage}/loss/{stat}']), 0)
+    self.assertEqual(rows[-1]['eval/num_clients'], '1000')
+
+  def test_describe(self):
+    result = run('--task=heart_disease', '--describe')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('train: 4 clients, 486 examples', result.stdout)
 
   def test_output_root_that_is_a_file_is_refused(self):
     path = os.path.join(self.root, 'file')
