@@ -163,13 +163,17 @@ def install_worker_guard() -> None:
   _guard_installed = True
 
 
-def set_local_context(*, default_num_clients: Optional[int] = None) -> None:
+def set_local_context(*, default_num_clients: Optional[int] = None,
+                      max_concurrent_computation_calls: Optional[int] = None,
+                      ) -> None:
   """Runs TFF computations on the local C++ runtime (TFF's default backend).
 
   Args:
     default_num_clients: Number of clients assumed by computations whose client
       cardinality cannot be inferred from their arguments; TFF's default
       when None.
+    max_concurrent_computation_calls: How many client computations the
+      runtime runs at once; unbounded (TFF's default) when None.
   """
   # pylint: disable-next=g-import-not-at-top
   import tensorflow_federated as tff
@@ -177,4 +181,7 @@ def set_local_context(*, default_num_clients: Optional[int] = None) -> None:
   kwargs = {}
   if default_num_clients is not None:
     kwargs['default_num_clients'] = default_num_clients
+  if max_concurrent_computation_calls is not None:
+    kwargs['max_concurrent_computation_calls'] = (
+        max_concurrent_computation_calls)
   tff.backends.native.set_sync_local_cpp_execution_context(**kwargs)

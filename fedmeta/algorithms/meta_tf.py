@@ -33,9 +33,11 @@ def collect(dataset: tf.data.Dataset):
 
 def support_and_query(dataset: tf.data.Dataset):
   """(support batch, query batch) of a batched, support-flagged dataset."""
-  examples = dataset.unbatch()
-  return (collect(support_query.support(examples)),
-          collect(support_query.query(examples)))
+  examples = collect(dataset.unbatch())
+  is_support = examples.pop(support_query.SUPPORT_KEY)
+  return tuple(
+      {k: tf.boolean_mask(v, mask) for k, v in examples.items()}
+      for mask in (is_support, tf.logical_not(is_support)))
 
 
 def num_rows(batch) -> tf.Tensor:
