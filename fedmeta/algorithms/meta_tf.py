@@ -98,6 +98,25 @@ def _query_result(model, query_output, query_y, gradients, support, query):
                               batch_metrics(model, query_output, query_y))
 
 
+def _meta_gradient(model, variables, params_and_rates, non_trainable,
+                   dataset, *, inner_steps: int, first_order: bool):
+  """Gradient with respect to `variables` of the query loss after adapting
+  on the support set; `params_and_rates(variables)` gives the model's
+  trainable weights and the inner learning rates."""
+  support, query = support_and_query(dataset)
+  with tf.GradientTape() as tape:
+    tape.watch(variables)
+    trainable, rates = params_and_rates(variables)
+    adapted = adapt(model, (trainable, non_trainable), support, rates,
+                    inner_steps=inner_steps, first_order=first_order)
+    query_output, query_y = model.forward((adapted, non_trainable), query,
+                                          training=True)
+  gradients = tape.gradient(query_output.loss, variables,
+                            unconnected_gradients=ZERO)
+  return _query_result(model, query_output, query_y, gradients, support,
+                       query)
+
+
 def maml_gradient(model, weights, dataset: tf.data.Dataset, *,
                   inner_learning_rate: float, inner_steps: int,
                   first_order: bool) -> local_tf.LocalResult:
@@ -108,20 +127,11 @@ def maml_gradient(model, weights, dataset: tf.data.Dataset, *,
   `first_order`, the inner steps' Jacobian is dropped (FO-MAML). Metrics
   are the query metrics after adaptation.
   """
-  support, query = support_and_query(dataset)
   trainable, non_trainable = weights
-  trainable = tuple(trainable)
-  with tf.GradientTape() as tape:
-    tape.watch(trainable)
-    adapted = adapt(model, (trainable, non_trainable), support,
-                    scalar_rates(inner_learning_rate, trainable),
-                    inner_steps=inner_steps, first_order=first_order)
-    query_output, query_y = model.forward((adapted, non_trainable), query,
-                                          training=True)
-  gradients = tape.gradient(query_output.loss, trainable,
-                            unconnected_gradients=ZERO)
-  return _query_result(model, query_output, query_y, gradients, support,
-                       query)
+  return _meta_gradient(
+      model, tuple(trainable),
+      lambda w: (w, scalar_rates(inner_learning_rate, w)), non_trainable,
+      dataset, inner_steps=inner_steps, first_order=first_order)
 
 
 def meta_sgd_gradient(model, weights, dataset: tf.data.Dataset, *,
@@ -133,21 +143,11 @@ def meta_sgd_gradient(model, weights, dataset: tf.data.Dataset, *,
   inner learning rate tensor per weight (same shapes); the gradient covers
   both halves.
   """
-  support, query = support_and_query(dataset)
   extended, non_trainable = weights
-  extended = tuple(extended)
   n = len(extended) // 2
-  with tf.GradientTape() as tape:
-    tape.watch(extended)
-    adapted = adapt(model, (extended[:n], non_trainable), support,
-                    extended[n:], inner_steps=inner_steps,
-                    first_order=first_order)
-    query_output, query_y = model.forward((adapted, non_trainable), query,
-                                          training=True)
-  gradients = tape.gradient(query_output.loss, extended,
-                            unconnected_gradients=ZERO)
-  return _query_result(model, query_output, query_y, gradients, support,
-                       query)
+  return _meta_gradient(
+      model, tuple(extended), lambda w: (w[:n], w[n:]), non_trainable,
+      dataset, inner_steps=inner_steps, first_order=first_order)
 
 
 def reptile_delta(model, weights, dataset: tf.data.Dataset, *,
