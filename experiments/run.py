@@ -3,16 +3,22 @@ r"""fedmeta's experiment runner: any task with any algorithm, round by round.
   python -m experiments.run --task=digits --algorithm=fed_avg --rounds=10
   fedmeta-run --flagfile=experiments/configs/demo.flags
 
-Writes <root_output_dir>/<experiment_name>/{metrics.csv,summary.json}.
+Writes <root_output_dir>/<experiment_name>/: config.json (the flags),
+metrics.csv (a row per round), tensorboard/, checkpoints/, and at the end
+summary.json and curves.png. Rerunning the same command after a crash or
+Ctrl-C resumes from the last checkpoint; a larger --rounds continues a
+finished run.
 """
 
 import inspect
+import json
 import os
 import platform
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 # Quiets TensorFlow and guards TFF's worker before either is imported.
 import fedmeta
@@ -84,6 +90,10 @@ _SHOTS = flags.DEFINE_integer(
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
                                    'Evaluate every this many rounds.',
                                    lower_bound=1)
+_CHECKPOINT_EVERY = flags.DEFINE_integer(
+    'checkpoint_every', 1, 'Checkpoint the full process state every this '
+    'many rounds (and after the last); rerunning the same command resumes '
+    'from the last checkpoint.', lower_bound=1)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of data, model and sampling.')
 # Not '/tmp/fedmeta': a directory named like the package would shadow it for
 # any Python started in /tmp.
@@ -92,6 +102,14 @@ _ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_runs',
 _EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None,
                                        'Output subdirectory; default '
                                        '<task>_<algorithm>_seed<seed>.')
+
+
+# config.json records the flags of a run; a rerun resumes only with the same
+# ones, except these, which leave the rounds already run as they are.
+CONFIG_JSON = 'config.json'
+_MAY_CHANGE_ON_RESUME = frozenset({
+    'rounds', 'eval_every', 'checkpoint_every', 'data_dir', 'describe',
+    'root_output_dir', 'experiment_name'})
 
 
 class RunError(Exception):
@@ -157,12 +175,29 @@ def build_process(model):
   return builder(model, **kwargs)
 
 
-def _output_dir(experiment_name: str) -> str:
+def _key_flags() -> dict:
+  return {f.name: f.value for f in
+          flags.FLAGS.get_key_flags_for_module(sys.modules[__name__])}
+
+
+def _output_dir(experiment_name: str, config: dict) -> str:
+  """Creates the run's directory, or checks that a rerun may resume there.
+
+  A rerun resumes when the directory holds this runner's config.json and the
+  flags that decide the result are the same; it may ask for more --rounds.
+
+  Raises:
+    RunError: Where the directory cannot be written, or holds a run that
+      this one must not touch.
+  """
   root = _ROOT_OUTPUT_DIR.value
   if os.path.exists(root) and not os.path.isdir(root):
     raise RunError(f'--root_output_dir: {root} is a file, not a directory')
   path = os.path.join(root, experiment_name)
-  if os.path.exists(os.path.join(path, 'metrics.csv')):
+  config_path = os.path.join(path, CONFIG_JSON)
+  if os.path.exists(config_path):
+    _check_resumable(path, config_path, config)
+  elif os.path.exists(os.path.join(path, training_loop.METRICS_CSV)):
     raise RunError(f'--experiment_name: {path} already holds a run; choose '
                    'another name or remove it')
   try:
@@ -172,7 +207,32 @@ def _output_dir(experiment_name: str) -> str:
                    f'{e.strerror}') from e
   if not os.access(path, os.W_OK):
     raise RunError(f'--root_output_dir: {path} is not writable')
+  if not os.path.exists(config_path):
+    with open(config_path + '.tmp', 'w') as f:
+      json.dump(config, f, indent=2, sort_keys=True)
+    os.replace(config_path + '.tmp', config_path)
   return path
+
+
+def _check_resumable(path: str, config_path: str, config: dict) -> None:
+  try:
+    with open(config_path) as f:
+      previous = json.load(f)
+  except (OSError, ValueError) as e:
+    raise RunError(f'--experiment_name: {config_path} is unreadable ({e}); '
+                   'choose another name') from e
+  for name in sorted(set(config) | set(previous)):
+    if name not in _MAY_CHANGE_ON_RESUME and (
+        config.get(name) != previous.get(name)):
+      raise RunError(
+          f'--{name}: {config.get(name)!r} differs from the '
+          f'{previous.get(name)!r} of the run in {path}; rerun with the same '
+          'flags to resume it, or choose another --experiment_name')
+  done = training_loop.last_checkpoint_round(path)
+  if done is not None and done >= _ROUNDS.value:
+    raise RunError(f'--rounds: the run in {path} has finished {done} rounds; '
+                   'ask for more to continue it, or choose another '
+                   '--experiment_name')
 
 
 def support_query_split(task: data.Task):
@@ -217,7 +277,7 @@ def run_experiment() -> str:
     train, test = task.train, task.test
   experiment_name = (_EXPERIMENT_NAME.value or
                      f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
-  output_dir = _output_dir(experiment_name)
+  output_dir = _output_dir(experiment_name, _key_flags())
   runtime.set_local_context()
 
   process = build_process(task.model_fn())
@@ -253,9 +313,9 @@ def run_experiment() -> str:
       rounds=_ROUNDS.value,
       eval_every=_EVAL_EVERY.value,
       output_dir=output_dir,
+      checkpoint_every=_CHECKPOINT_EVERY.value,
       summary_extra={
-          'flags': {f.name: f.value for f in flags.FLAGS
-                    .get_key_flags_for_module(sys.modules[__name__])},
+          'flags': _key_flags(),
           'versions': {'fedmeta': fedmeta.__version__,
                        'tensorflow': tf.__version__,
                        'tensorflow_federated': tff.__version__,
@@ -267,6 +327,11 @@ def run_experiment() -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  # The progress line is the console's; library INFO logs (TFF's and
+  # TensorFlow's on every checkpoint) only with --verbosity=0 or more.
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
+  tf.get_logger().setLevel(logging.get_absl_logger().getEffectiveLevel())
   try:
     if _DESCRIBE.value:
       print(data.describe(load_task()))
@@ -276,10 +341,11 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt:
-    print('interrupted; metrics.csv holds the rounds finished so far',
-          file=sys.stderr)
+    print('interrupted; rerun the same command to resume from the last '
+          'checkpoint', file=sys.stderr)
     sys.exit(130)
-  print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json)')
+  print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json, '
+        'curves.png, tensorboard/, checkpoints/)')
 
 
 def run_main():

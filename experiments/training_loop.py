@@ -4,15 +4,29 @@ Library-style: no flags. `run.py` wires flags to it; tests drive it with a
 fake process.
 """
 
-import collections
-import csv
+import asyncio
 import json
 import os
+import re
+import shutil
 import time
 from typing import Any, Callable, Mapping, Optional
 
 from absl import logging
 import numpy as np
+import tensorflow_federated as tff
+
+from experiments import curves
+
+# Output names under <root_output_dir>/<experiment_name>/.
+METRICS_CSV = 'metrics.csv'
+SUMMARY_JSON = 'summary.json'
+CURVES_PNG = 'curves.png'
+TENSORBOARD = 'tensorboard'
+CHECKPOINTS = 'checkpoints'
+CHECKPOINT_PREFIX = 'round_'
+# The initial state and the last few rounds.
+KEEP_CHECKPOINTS = 4
 
 
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = '') -> dict:
@@ -41,37 +55,59 @@ def build_uniform_sampler(client_ids, clients_per_round: int, seed: int):
   return sample
 
 
-class MetricsWriter:
-  """Appends one CSV row per round; the header widens as metrics appear."""
-
-  def __init__(self, path: str):
-    self._path = path
-    self._rows: list[dict] = []
-
-  def write(self, row: dict) -> None:
-    self._rows.append(row)
-    fields = list(collections.OrderedDict.fromkeys(
-        k for r in self._rows for k in r))
-    tmp = self._path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
-      writer = csv.DictWriter(f, fieldnames=fields)
-      writer.writeheader()
-      writer.writerows(self._rows)
-    os.replace(tmp, self._path)  # Atomic: a crash never leaves half a file.
-
-
 # Metrics shown on the progress line, by name suffix.
 _PROGRESS_METRICS = ('/loss', 'accuracy', '/auc')
 
 
-def _progress(round_num, total, seconds, elapsed, metrics) -> str:
+def _progress(round_num, total, seconds, eta, metrics) -> str:
   shown = ' '.join(
       f'{k}={v:.4f}' for k, v in metrics.items()
       if k.startswith(('train/', 'eval/'))
       and k.removesuffix('/mean').endswith(_PROGRESS_METRICS))
-  eta = elapsed / round_num * (total - round_num)
   return (f'round {round_num}/{total} {seconds:.2f}s {shown} '
           f'eta {eta:.1f}s')
+
+
+def _number(text: str):
+  """A metrics.csv cell as the number it holds (None where empty)."""
+  if not text:
+    return None
+  try:
+    return int(text)
+  except ValueError:
+    return float(text)
+
+
+def _remove_partial_writes(*directories: str) -> None:
+  """Removes what a killed run left of an unfinished atomic write.
+
+  TFF's managers write `<name>_temp<4 digits>` and rename it into place.
+  """
+  for directory in directories:
+    if not os.path.isdir(directory):
+      continue
+    for entry in os.listdir(directory):
+      if re.fullmatch(r'.+_temp\d{4}', entry):
+        path = os.path.join(directory, entry)
+        if os.path.isdir(path):
+          shutil.rmtree(path)
+        else:
+          os.remove(path)
+
+
+def state_manager(output_dir: str) -> tff.program.FileProgramStateManager:
+  """The manager of `output_dir`'s checkpoints: version r is after round r."""
+  return tff.program.FileProgramStateManager(
+      os.path.join(output_dir, CHECKPOINTS), prefix=CHECKPOINT_PREFIX,
+      keep_total=KEEP_CHECKPOINTS, keep_first=True)
+
+
+def last_checkpoint_round(output_dir: str) -> Optional[int]:
+  """The round of `output_dir`'s last checkpoint, or None if it has none."""
+  if not os.path.isdir(os.path.join(output_dir, CHECKPOINTS)):
+    return None
+  versions = asyncio.run(state_manager(output_dir).get_versions())
+  return max(versions) if versions else None
 
 
 def run(
@@ -83,47 +119,86 @@ def run(
     eval_every: int,
     output_dir: str,
     summary_extra: Mapping[str, Any],
+    checkpoint_every: int = 1,
     print_fn: Callable[[str], None] = print,
 ):
-  """Runs `rounds` rounds of `process` and writes metrics.csv, summary.json.
+  """Runs `process` to round `rounds`, resuming from the last checkpoint.
+
+  Every round releases one row of metrics to metrics.csv (TFF's
+  `CSVFileReleaseManager`, key column 'round') and to TensorBoard under
+  tensorboard/, then checkpoints the full process state every
+  `checkpoint_every` rounds and after the last (`FileProgramStateManager`,
+  checkpoints/round_<r>, round 0 being the initial state). Metrics come
+  first: rows after the checkpoint a rerun resumes from are released again,
+  replacing the old ones. At the end it writes summary.json and curves.png.
 
   Args:
     process: A `tff.learning.templates.LearningProcess`.
     client_datasets_fn: Round number (1-based) -> that round's client
-      datasets.
+      datasets; it must depend on nothing else, so that resuming reproduces
+      the rounds an uninterrupted run would have.
     evaluation_fn: Model weights -> metrics mapping, or None.
-    rounds: Number of rounds.
+    rounds: The last round.
     eval_every: Evaluate every this many rounds (and after the last).
-    output_dir: Existing directory for metrics.csv and summary.json.
+    output_dir: Existing directory for the outputs.
     summary_extra: Merged into summary.json (flags, versions, ...).
+    checkpoint_every: Checkpoint every this many rounds (and after the last).
     print_fn: Receives one progress line per round.
 
   Returns:
     The final process state.
   """
-  writer = MetricsWriter(os.path.join(output_dir, 'metrics.csv'))
-  state = process.initialize()
-  start = time.perf_counter()
-  row = {}
-  for round_num in range(1, rounds + 1):
-    t0 = time.perf_counter()
-    output = process.next(state, client_datasets_fn(round_num))
-    state = output.state
-    seconds = time.perf_counter() - t0
-    row = {'round': round_num}
-    row.update(flatten_metrics(output.metrics['client_work'], ''))
-    row.update(flatten_metrics(output.metrics['finalizer'], 'finalizer/'))
-    if evaluation_fn and (round_num % eval_every == 0 or round_num == rounds):
-      row.update(flatten_metrics(
-          evaluation_fn(process.get_model_weights(state)), 'eval/'))
-    row['round_seconds'] = seconds
-    writer.write(row)
-    print_fn(_progress(round_num, rounds, seconds,
-                       time.perf_counter() - start, row))
-    logging.debug('round %d metrics: %s', round_num, row)
+  checkpoints = state_manager(output_dir)
+  _remove_partial_writes(output_dir, os.path.join(output_dir, CHECKPOINTS))
+  release = tff.program.GroupingReleaseManager([
+      tff.program.CSVFileReleaseManager(
+          os.path.join(output_dir, METRICS_CSV),
+          save_mode=tff.program.CSVSaveMode.WRITE, key_fieldname='round'),
+      tff.program.TensorBoardReleaseManager(
+          os.path.join(output_dir, TENSORBOARD)),
+  ])
+  loop = asyncio.new_event_loop()
+  try:
+    initial_state = process.initialize()
+    state, done = loop.run_until_complete(
+        checkpoints.load_latest(initial_state))
+    if state is None:
+      state, done = initial_state, 0
+      loop.run_until_complete(checkpoints.save(state, 0))
+    else:
+      print_fn(f'resuming after round {done} from '
+               f'{os.path.join(output_dir, CHECKPOINTS)}')
+    start = time.perf_counter()
+    row = {}
+    for round_num in range(done + 1, rounds + 1):
+      t0 = time.perf_counter()
+      output = process.next(state, client_datasets_fn(round_num))
+      state = output.state
+      seconds = time.perf_counter() - t0
+      row = flatten_metrics(output.metrics['client_work'], '')
+      row.update(flatten_metrics(output.metrics['finalizer'], 'finalizer/'))
+      if evaluation_fn and (round_num % eval_every == 0 or
+                            round_num == rounds):
+        row.update(flatten_metrics(
+            evaluation_fn(process.get_model_weights(state)), 'eval/'))
+      row['round_seconds'] = seconds
+      loop.run_until_complete(release.release(row, round_num))
+      if round_num % checkpoint_every == 0 or round_num == rounds:
+        loop.run_until_complete(checkpoints.save(state, round_num))
+      elapsed = time.perf_counter() - start
+      eta = elapsed / (round_num - done) * (rounds - round_num)
+      print_fn(_progress(round_num, rounds, seconds, eta, row))
+      logging.debug('round %d metrics: %s', round_num, row)
+  finally:
+    loop.close()
+  rows = curves.read_rows(os.path.join(output_dir, METRICS_CSV))
+  curves.plot(rows, os.path.join(output_dir, CURVES_PNG))
   summary = dict(summary_extra)
-  summary['final_metrics'] = row
+  summary['final_metrics'] = {k: _number(v) for k, v in rows[-1].items()}
+  summary['resumed_after_round'] = done
   summary['wall_seconds'] = time.perf_counter() - start
-  with open(os.path.join(output_dir, 'summary.json'), 'w') as f:
+  tmp = os.path.join(output_dir, SUMMARY_JSON + '.tmp')
+  with open(tmp, 'w') as f:
     json.dump(summary, f, indent=2, sort_keys=True)
+  os.replace(tmp, os.path.join(output_dir, SUMMARY_JSON))
   return state

@@ -1,6 +1,7 @@
 """The runner as a user runs it: a subprocess, its files and its errors."""
 
 import csv
+import glob
 import json
 import os
 import shutil
@@ -11,8 +12,12 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import numpy as np
 
+import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
+import tensorflow as tf  # pylint: disable=g-bad-import-order
 from tests import processes
+from tests import testing
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -27,6 +32,46 @@ def run(*args):
   return subprocess.run(
       [sys.executable, '-m', 'experiments.run', *args], cwd=REPO,
       capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+# Parses a flag file with the runner's flags, as `--flagfile` would.
+_PARSE_FLAGFILE = """
+import sys
+from absl import flags
+from experiments import run
+flags.FLAGS(['run', '--flagfile=' + sys.argv[1]])
+"""
+
+
+def _rows(out):
+  with open(os.path.join(out, 'metrics.csv')) as f:
+    return list(csv.DictReader(f))
+
+
+def _final_state(out):
+  """The leaves of the last checkpoint, as TFF's state manager wrote them."""
+  checkpoints = os.path.join(out, 'checkpoints')
+  last = max(os.listdir(checkpoints), key=lambda d: int(d.split('_')[1]))
+  state = tf.saved_model.load(os.path.join(checkpoints, last))()
+  return [np.asarray(v) for v in tf.nest.flatten(state)]
+
+
+def _tensorboard_steps(out, tag):
+  steps = []
+  for path in sorted(glob.glob(os.path.join(out, 'tensorboard', '*'))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      steps += [event.step for v in event.summary.value if v.tag == tag]
+  return steps
+
+
+def _snapshot(out):
+  """Every file under `out` with its bytes."""
+  files = {}
+  for directory, _, names in os.walk(out):
+    for name in names:
+      with open(os.path.join(directory, name), 'rb') as f:
+        files[os.path.relpath(os.path.join(directory, name), out)] = f.read()
+  return files
 
 
 class RunTest(parameterized.TestCase):
@@ -54,7 +99,79 @@ class RunTest(parameterized.TestCase):
       summary = json.load(f)
     self.assertEqual(summary['flags']['rounds'], 3)
     self.assertEqual(summary['versions']['tensorflow_federated'], '0.87.0')
-    self.assertIn('eval/sparse_categorical_accuracy', summary['final_metrics'])
+    self.assertEqual(summary['resumed_after_round'], 0)
+    self.assertEqual(summary['final_metrics']['eval/loss'],
+                     float(rows[-1]['eval/loss']))
+    with open(os.path.join(out, 'config.json')) as f:
+      self.assertEqual(json.load(f), summary['flags'])
+    self.assertEqual(sorted(os.listdir(os.path.join(out, 'checkpoints'))),
+                     [f'round_{r}' for r in range(4)])
+    self.assertEqual(_tensorboard_steps(out, 'train/loss'), [1, 2, 3])
+    self.assertEqual(_tensorboard_steps(out, 'eval/loss'), [2, 3])
+    with open(os.path.join(out, 'curves.png'), 'rb') as f:
+      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+  def test_sigkill_then_rerun_equals_uninterrupted_run(self):
+    args = [*SMALL, '--algorithm=fed_adam', '--rounds=4',
+            f'--root_output_dir={self.root}']
+    self.assertEqual(run(*args, '--experiment_name=whole').returncode, 0)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'experiments.run', *args,
+         '--experiment_name=killed'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+      if line.startswith('round 2/4'):
+        break
+    else:
+      self.fail('the run ended before round 2')
+    workers = processes.live_workers(parent=proc.pid)
+    proc.kill()
+    proc.communicate(timeout=TIMEOUT_S)
+    self.assertEmpty(processes.wait_dead(workers))
+    killed = os.path.join(self.root, 'killed')
+    self.assertFalse(os.path.exists(os.path.join(killed, 'summary.json')))
+
+    result = run(*args, '--experiment_name=killed')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertRegex(result.stdout, r'resuming after round [23] ')
+    whole = os.path.join(self.root, 'whole')
+    for a, b in zip(_final_state(whole), _final_state(killed), strict=True):
+      np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    rows_whole, rows_killed = _rows(whole), _rows(killed)
+    self.assertEqual([r['round'] for r in rows_killed], ['1', '2', '3', '4'])
+    for a, b in zip(rows_whole, rows_killed):
+      for column in a.keys() - {'round_seconds'}:
+        self.assertAlmostEqual(float(a[column]), float(b[column]), places=6,
+                               msg=column)
+
+  def test_rerun_of_finished_run_asks_for_more_rounds(self):
+    args = [*SMALL, f'--root_output_dir={self.root}', '--experiment_name=f']
+    self.assertEqual(run(*args, '--rounds=2').returncode, 0)
+    out = os.path.join(self.root, 'f')
+    before = _snapshot(out)
+    again = run(*args, '--rounds=2')
+    self.assertEqual(again.returncode, 2)
+    self.assertIn('--rounds: the run in', again.stderr)
+    self.assertEqual(_snapshot(out), before)
+    more = run(*args, '--rounds=3')
+    self.assertEqual(more.returncode, 0, more.stderr)
+    self.assertIn('resuming after round 2', more.stdout)
+    self.assertEqual([r['round'] for r in _rows(out)], ['1', '2', '3'])
+
+  def test_rerun_with_other_flags_is_refused(self):
+    args = [*SMALL, '--rounds=1', f'--root_output_dir={self.root}',
+            '--experiment_name=g']
+    self.assertEqual(run(*args).returncode, 0)
+    out = os.path.join(self.root, 'g')
+    before = _snapshot(out)
+    result = run(*args, '--rounds=2', '--client_learning_rate=0.3')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        f'error: --client_learning_rate: 0.3 differs from the 0.1 of the run '
+        f'in {out}; rerun with the same flags to resume it, or choose another '
+        '--experiment_name')
+    self.assertEqual(_snapshot(out), before)
 
   def test_sigint_mid_run_stops_worker_and_keeps_metrics(self):
     proc = subprocess.Popen(
@@ -73,7 +190,7 @@ class RunTest(parameterized.TestCase):
     self.assertIn('interrupted', stderr)
     self.assertEmpty(processes.wait_dead(workers))
     out = os.path.join(self.root, 'i')
-    self.assertFalse(os.path.exists(os.path.join(out, 'metrics.csv.tmp')))
+    self.assertEmpty([e for e in os.listdir(out) if 'temp' in e])
     with open(os.path.join(out, 'metrics.csv')) as f:
       rounds = [int(r['round']) for r in csv.DictReader(f)]
     self.assertEqual(rounds, list(range(1, len(rounds) + 1)))
@@ -109,6 +226,36 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(result.returncode, 2)
     self.assertEqual(result.stderr.strip(),
                      'error: data_dir: /nonexistent does not exist')
+
+  @parameterized.named_parameters(
+      ('csv', 'heart_disease', 'processed.va.data', b'63,1,x,?\n',
+       'processed.va.data: line 1'),
+      ('npz', 'femnist', 'femnist_leaf_subset.npz', b'PK\x03\x04broken',
+       'femnist_leaf_subset.npz: not a readable .npz'))
+  def test_malformed_data_is_one_line_error(self, task, name, content, error):
+    data_dir = os.path.join(self.root, 'data')
+    shutil.copytree(os.path.join(testing.data_dir(), task),
+                    os.path.join(data_dir, task))
+    with open(os.path.join(data_dir, task, name), 'wb') as f:
+      f.write(content)
+    result = run(f'--task={task}', f'--data_dir={data_dir}', '--rounds=1',
+                 f'--root_output_dir={self.root}')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(len(result.stderr.strip().splitlines()), 1,
+                     result.stderr)
+    self.assertIn(error, result.stderr)
+    self.assertFalse(os.path.exists(
+        os.path.join(self.root, f'{task}_fed_avg_seed0')))
+
+  def test_committed_configs_parse(self):
+    configs = glob.glob(os.path.join(REPO, 'experiments', 'configs', '*.flags'))
+    self.assertNotEmpty(configs)
+    for path in configs:
+      with self.subTest(os.path.basename(path)):
+        result = subprocess.run(
+            [sys.executable, '-c', _PARSE_FLAGFILE, path], cwd=REPO,
+            capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        self.assertEqual(result.returncode, 0, result.stderr)
 
   def test_meta_learning_run_reports_personalization(self):
     result = run('--task=sinusoid', '--num_clients=200', '--algorithm=fed_maml',

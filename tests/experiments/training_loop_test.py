@@ -1,0 +1,127 @@
+"""The round loop in process: resuming equals not stopping, to the last bit."""
+
+import csv
+import os
+import shutil
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from experiments import curves
+from experiments import training_loop
+from fedmeta import algorithms
+from fedmeta import runtime
+from tests import testing
+
+SIZES = [6, 9, 5, 8, 7]
+
+
+def _process(name):
+  tf.keras.utils.set_random_seed(0)  # The same initial weights every time.
+  model = testing.softmax_regression(hidden=3)
+  if name == 'fed_maml':
+    return algorithms.build_fed_maml(model, inner_steps=2)
+  return algorithms.build_fed_adam(model)
+
+
+def _client_datasets(name, clients_per_round=2):
+  """Round -> datasets, depending on the round alone, as the loop requires."""
+  if name == 'fed_maml':
+    clients = [testing.flagged_dataset(x, y, s, batch_size=32)
+               for x, y, s in testing.meta_clients(SIZES)]
+  else:
+    clients = testing.client_datasets(SIZES)
+  def datasets(round_num):
+    rng = np.random.default_rng(round_num)
+    return [clients[i] for i in rng.choice(len(clients), clients_per_round,
+                                           replace=False)]
+  return datasets
+
+
+class TrainingLoopTest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    runtime.set_local_context()
+
+  def _dir(self):
+    path = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, path)
+    return path
+
+  def _run(self, name, output_dir, rounds, **kwargs):
+    process = _process(name)
+    lines = []
+    state = training_loop.run(
+        process=process, client_datasets_fn=_client_datasets(name),
+        evaluation_fn=None, rounds=rounds, eval_every=1,
+        output_dir=output_dir, summary_extra={}, print_fn=lines.append,
+        **kwargs)
+    return process.get_model_weights(state), lines
+
+  @parameterized.parameters('fed_adam', 'fed_maml')
+  def test_resumed_run_equals_uninterrupted_run(self, name):
+    whole, _ = self._run(name, self._dir(), rounds=5)
+    out = self._dir()
+    self._run(name, out, rounds=2)
+    resumed, lines = self._run(name, out, rounds=5)
+    self.assertEqual(lines[0], 'resuming after round 2 from '
+                     f'{os.path.join(out, "checkpoints")}')
+    self.assertEqual(testing.max_abs_diff(whole, resumed), 0.0)
+    with open(os.path.join(out, 'metrics.csv')) as f:
+      self.assertEqual([r['round'] for r in csv.DictReader(f)],
+                       ['1', '2', '3', '4', '5'])
+
+  def test_rounds_after_the_last_checkpoint_are_rerun_not_duplicated(self):
+    whole_dir = self._dir()
+    whole, _ = self._run('fed_adam', whole_dir, rounds=4)
+    out = self._dir()
+    self._run('fed_adam', out, rounds=4, checkpoint_every=3)
+    # As if killed after round 4's metrics were written, before its checkpoint.
+    shutil.rmtree(os.path.join(out, 'checkpoints', 'round_4'))
+    os.makedirs(os.path.join(out, 'checkpoints', 'round_4_temp1234'))
+    resumed, lines = self._run('fed_adam', out, rounds=4)
+    self.assertStartsWith(lines[0], 'resuming after round 3 ')
+    self.assertLen(lines, 2)
+    self.assertEqual(testing.max_abs_diff(whole, resumed), 0.0)
+    self.assertEqual(sorted(os.listdir(os.path.join(out, 'checkpoints'))),
+                     ['round_0', 'round_3', 'round_4'])
+    rows = curves.read_rows(os.path.join(out, 'metrics.csv'))
+    self.assertEqual([r['round'] for r in rows], ['1', '2', '3', '4'])
+    expected = curves.read_rows(os.path.join(whole_dir, 'metrics.csv'))
+    self.assertEqual([r['train/loss'] for r in rows],
+                     [r['train/loss'] for r in expected])
+
+  def test_keeps_initial_and_last_checkpoints(self):
+    out = self._dir()
+    self._run('fed_adam', out, rounds=7)
+    self.assertEqual(
+        sorted(os.listdir(os.path.join(out, 'checkpoints')),
+               key=lambda d: int(d.split('_')[1])),
+        ['round_0', 'round_5', 'round_6', 'round_7'])
+    self.assertEqual(training_loop.last_checkpoint_round(out), 7)
+    self.assertIsNone(training_loop.last_checkpoint_round(self._dir()))
+
+
+class CurvesTest(absltest.TestCase):
+
+  def test_draws_loss_and_accuracy_columns_only(self):
+    rows = [{'round': '1', 'train/loss': '2.0', 'eval/loss': '',
+             'train/accuracy': '0.1', 'round_seconds': '0.5'},
+            {'round': '2', 'train/loss': '1.5', 'eval/loss': '1.7',
+             'train/accuracy': '0.3', 'round_seconds': '0.4',
+             'eval/after/loss/mean': '1.2', 'eval/after/loss/p10': '0.9'}]
+    path = os.path.join(tempfile.mkdtemp(), 'curves.png')
+    self.assertEqual(curves.plot(rows, path),
+                     ['eval/after/loss/mean', 'eval/loss', 'train/loss',
+                      'train/accuracy'])
+    with open(path, 'rb') as f:
+      self.assertEqual(f.read(4), b'\x89PNG')
+
+
+if __name__ == '__main__':
+  absltest.main()
