@@ -53,6 +53,10 @@ _NUM_CLIENTS = flags.DEFINE_integer(
     'num_clients', None, 'Training clients, for tasks without natural '
     'clients (digits, sinusoid, credit with a Dirichlet or IID partition); '
     "default the task's own.", lower_bound=1)
+_TASK_OPTION = flags.DEFINE_multi_string(
+    'task_option', [], "key=value for the task's loader, repeatable, e.g. "
+    '--task_option=alpha=0.5 --task_option=beta=0.5 for synthetic; the '
+    "options are the keyword arguments of fedmeta/data/<task>.py's load().")
 _DESCRIBE = flags.DEFINE_bool(
     'describe', False, "Print the task's clients, examples per client and "
     'label skew, then exit without training.')
@@ -116,11 +120,42 @@ class RunError(Exception):
   """A flag or input problem, reported as one line."""
 
 
+# Loader arguments that have flags of their own.
+_FLAGGED_OPTIONS = ('data_dir', 'seed', 'num_clients')
+
+
+def _task_options(parameters) -> dict:
+  """--task_option values, typed like the loader's defaults."""
+  options = {p.name: p.default for p in parameters.values()
+             if p.kind == p.KEYWORD_ONLY and p.name not in _FLAGGED_OPTIONS}
+  kwargs = {}
+  for text in _TASK_OPTION.value:
+    key, sep, value = text.partition('=')
+    if not sep or key not in options:
+      raise RunError(
+          f'--task_option: {text!r} is not key=value with a key of task '
+          f'{_TASK.value}\'s: {", ".join(options) or "none"}')
+    default = options[key]
+    try:
+      if isinstance(default, bool):
+        if value.lower() not in ('true', 'false'):
+          raise ValueError(value)
+        kwargs[key] = value.lower() == 'true'
+      elif isinstance(default, (int, float)):
+        kwargs[key] = type(default)(value)
+      else:
+        kwargs[key] = value
+    except ValueError as e:
+      raise RunError(f'--task_option: {key} takes a '
+                     f'{type(default).__name__}, got {value!r}') from e
+  return kwargs
+
+
 def load_task() -> data.Task:
   """The task the flags name, with the loader arguments that apply to it."""
   info = data.TASKS[_TASK.value]
   parameters = inspect.signature(info.load).parameters
-  kwargs = {}
+  kwargs = _task_options(parameters)
   if 'seed' in parameters:
     kwargs['seed'] = _SEED.value
   if _NUM_CLIENTS.present:
