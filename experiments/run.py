@@ -22,17 +22,21 @@ from absl import logging
 
 # Quiets TensorFlow and guards TFF's worker before either is imported.
 import fedmeta
+from fedmeta import aggregation
 from fedmeta import algorithms
+from fedmeta import privacy
 from fedmeta import data
 from fedmeta import runtime
 from fedmeta.data import partition
 from fedmeta.data import task as task_lib
 from experiments import training_loop
 
+import numpy as np  # pylint: disable=g-bad-import-order
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 
 SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
+AGGREGATIONS = ('mean', 'clip', 'zeroing', 'median', 'trimmed_mean')
 # Algorithms whose name fixes the server optimizer.
 _OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
 
@@ -99,6 +103,64 @@ _CHECKPOINT_EVERY = flags.DEFINE_integer(
     'many rounds (and after the last); rerunning the same command resumes '
     'from the last checkpoint.', lower_bound=1)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of data, model and sampling.')
+
+# Privacy, security, robustness, compression (fedmeta.aggregation).
+_AGGREGATION = flags.DEFINE_enum(
+    'aggregation', 'mean', AGGREGATIONS,
+    'How client updates are combined: mean (weighted), clip (each update '
+    'clipped to L2 norm --clip_norm, then the mean), zeroing (updates with '
+    'L2 norm over --clip_norm zeroed), median (coordinate-wise) or '
+    'trimmed_mean (coordinate-wise, without the --trim_fraction largest and '
+    'smallest).')
+_CLIP_NORM = flags.DEFINE_float(
+    'clip_norm', None, 'L2 norm for --aggregation=clip or zeroing.',
+    lower_bound=0.0)
+_TRIM_FRACTION = flags.DEFINE_float(
+    'trim_fraction', 0.1, 'Share trimmed from each end by '
+    '--aggregation=trimmed_mean.', lower_bound=0.0, upper_bound=0.49)
+_SECURE_AGGREGATION = flags.DEFINE_bool(
+    'secure_aggregation', False, 'Sum weighted updates with TFF\'s '
+    'SecureSumFactory: clipped to +-(--secure_bound), quantized to 32 bits.')
+_SECURE_BOUND = flags.DEFINE_float(
+    'secure_bound', 1000.0, 'Bound of a weighted update coordinate under '
+    '--secure_aggregation.', lower_bound=0.0)
+_COMPRESSION_BITS = flags.DEFINE_integer(
+    'compression_bits', 0, 'Quantize client updates to this many bits per '
+    'coordinate (0: no compression).', lower_bound=0, upper_bound=16)
+_ROTATION = flags.DEFINE_bool(
+    'rotation', False, 'With --compression_bits: a random Hadamard rotation '
+    'before quantizing.')
+_DP_NOISE_MULTIPLIER = flags.DEFINE_float(
+    'dp_noise_multiplier', None, 'DP-FedAvg: Gaussian noise stddev over the '
+    'clip norm; clients are then weighted uniformly. Off when unset.',
+    lower_bound=0.0)
+_DP_CLIP = flags.DEFINE_float(
+    'dp_clip', None, 'DP-FedAvg: fixed L2 clip norm of client updates; '
+    'adaptive (towards the median norm) when unset.', lower_bound=0.0)
+_DP_TARGET_DELTA = flags.DEFINE_float(
+    'dp_target_delta', 1e-5, 'DP-FedAvg: the delta of the reported '
+    '(epsilon, delta).', lower_bound=0.0, upper_bound=1.0)
+_MALICIOUS_FRACTION = flags.DEFINE_float(
+    'malicious_fraction', 0.0, 'Simulated attack: each sampled client is an '
+    'attacker with this probability per round.', lower_bound=0.0,
+    upper_bound=1.0)
+_ATTACK = flags.DEFINE_enum(
+    'attack', 'sign_flip', aggregation.ATTACKS, 'What an attacker sends: '
+    'sign_flip (-attack_scale * update) or scale (attack_scale * update).')
+_ATTACK_SCALE = flags.DEFINE_float('attack_scale', 10.0,
+                                   "Factor of an attacker's update.")
+
+# System heterogeneity, simulated on the sampled clients.
+_DROPOUT_RATE = flags.DEFINE_float(
+    'dropout_rate', 0.0, 'Probability that a sampled client fails to report.',
+    lower_bound=0.0, upper_bound=1.0)
+_STRAGGLER_FRACTION = flags.DEFINE_float(
+    'straggler_fraction', 0.0, 'Probability that a sampled client is a '
+    'straggler, which runs a uniformly random number of its local steps '
+    '(batches), from 1 to all.', lower_bound=0.0, upper_bound=1.0)
+_MAX_CLIENT_EXAMPLES = flags.DEFINE_integer(
+    'max_client_examples', None, 'Cap on the examples a client trains on '
+    'per round (its first ones).', lower_bound=1)
 # Not '/tmp/fedmeta': a directory named like the package would shadow it for
 # any Python started in /tmp.
 _ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_runs',
@@ -177,11 +239,66 @@ def _server_optimizer(name: str, learning_rate: float):
   return builders[name]()
 
 
-def build_process(model):
+def build_model_aggregator():
+  """The aggregation factory the flags ask for, or None for the mean.
+
+  Raises:
+    RunError: For flags that do not combine.
+  """
+  kind = _AGGREGATION.value
+  statistic = kind in ('median', 'trimmed_mean')
+  if _DP_NOISE_MULTIPLIER.value is not None:
+    for flag, on in (('--aggregation', kind != 'mean'),
+                     ('--secure_aggregation', _SECURE_AGGREGATION.value),
+                     ('--compression_bits', _COMPRESSION_BITS.value)):
+      if on:
+        raise RunError(f'{flag}: not with --dp_noise_multiplier, whose '
+                       'aggregator clips and averages by itself')
+    factory = aggregation.dp_mean_factory(
+        _DP_NOISE_MULTIPLIER.value, _CLIENTS_PER_ROUND.value,
+        clip=_DP_CLIP.value)
+  elif _DP_CLIP.present:
+    raise RunError('--dp_clip: needs --dp_noise_multiplier')
+  elif statistic:
+    for flag, on in (('--secure_aggregation', _SECURE_AGGREGATION.value),
+                     ('--compression_bits', _COMPRESSION_BITS.value)):
+      if on:
+        raise RunError(f'{flag}: not with --aggregation={kind}, which needs '
+                       'every update in the clear')
+    factory = (aggregation.median_factory(_CLIENTS_PER_ROUND.value)
+               if kind == 'median' else aggregation.trimmed_mean_factory(
+                   _CLIENTS_PER_ROUND.value, _TRIM_FRACTION.value))
+  elif _SECURE_AGGREGATION.value:
+    if _COMPRESSION_BITS.value:
+      raise RunError('--compression_bits: not with --secure_aggregation')
+    factory = aggregation.secure_mean_factory(_SECURE_BOUND.value)
+  elif _COMPRESSION_BITS.value:
+    factory = aggregation.compressed_mean_factory(
+        _COMPRESSION_BITS.value, rotation=_ROTATION.value)
+  else:
+    factory = tff.aggregators.MeanFactory()
+  if _ROTATION.value and not _COMPRESSION_BITS.value:
+    raise RunError('--rotation: needs --compression_bits')
+  if kind in ('clip', 'zeroing'):
+    if _CLIP_NORM.value is None:
+      raise RunError(f'--clip_norm: --aggregation={kind} needs it')
+    wrap = (tff.aggregators.clipping_factory if kind == 'clip'
+            else tff.aggregators.zeroing_factory)
+    factory = wrap(_CLIP_NORM.value, factory)
+  elif _CLIP_NORM.present:
+    raise RunError('--clip_norm: needs --aggregation=clip or zeroing')
+  if _MALICIOUS_FRACTION.value:
+    factory = aggregation.MaliciousClientsFactory(
+        factory, fraction=_MALICIOUS_FRACTION.value, attack=_ATTACK.value,
+        scale=_ATTACK_SCALE.value, seed=_SEED.value)
+  return factory
+
+
+def build_process(model, model_aggregator):
   """The learning process the flags ask for."""
   name = _ALGORITHM.value
   builder = algorithms.BUILDERS[name]
-  kwargs = {}
+  kwargs = {'model_aggregator': model_aggregator}
   if name in algorithms.META_LEARNING:
     kwargs['inner_learning_rate'] = _INNER_LEARNING_RATE.value
     if name.startswith('per_fedavg'):
@@ -296,6 +413,36 @@ def support_query_split(task: data.Task):
       client_data, support_fraction=fraction, shots=shots, seed=_SEED.value)
 
 
+def build_round_metrics(process, num_clients: int, clients: dict):
+  """Round -> its client counts, bytes moved and privacy spent.
+
+  Bytes are measured from the tensors: the broadcast model's, and what a
+  client's update encodes to (`fedmeta.aggregation.update_bytes`).
+  """
+  weights = process.get_model_weights(process.initialize())
+  model_bytes = sum(np.asarray(w).nbytes for w in tf.nest.flatten(weights))
+  client_bytes = aggregation.update_bytes(
+      [tf.TensorSpec(np.shape(w), tf.as_dtype(np.asarray(w).dtype))
+       for w in weights.trainable],
+      compression_bits=_COMPRESSION_BITS.value, rotation=_ROTATION.value)
+
+  def round_metrics(round_num: int) -> dict:
+    sampled, reporting, straggling = clients.pop(round_num)
+    metrics = {'clients_sampled': sampled, 'clients_reporting': reporting,
+               'clients_straggling': straggling,
+               'bytes/server_to_client': sampled * model_bytes,
+               'bytes/client_to_server': reporting * client_bytes}
+    if _DP_NOISE_MULTIPLIER.value is not None:
+      metrics['privacy/epsilon'] = privacy.epsilon(
+          _DP_NOISE_MULTIPLIER.value, num_clients=num_clients,
+          clients_per_round=_CLIENTS_PER_ROUND.value, rounds=round_num,
+          target_delta=_DP_TARGET_DELTA.value)
+      metrics['privacy/delta'] = _DP_TARGET_DELTA.value
+    return metrics
+
+  return round_metrics
+
+
 def run_experiment() -> str:
   """Runs the experiment the flags describe; returns its output directory."""
   tf.keras.utils.set_random_seed(_SEED.value)
@@ -310,12 +457,13 @@ def run_experiment() -> str:
     train, test = split(task.train), split(task.test)
   else:
     train, test = task.train, task.test
+  model_aggregator = build_model_aggregator()
   experiment_name = (_EXPERIMENT_NAME.value or
                      f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
   output_dir = _output_dir(experiment_name, _key_flags())
   runtime.set_local_context()
 
-  process = build_process(task.model_fn())
+  process = build_process(task.model_fn(), model_aggregator)
   if meta:
     # Meta-learning is evaluated on held-out clients by adapting to each.
     evaluate = algorithms.build_personalization_eval(
@@ -327,18 +475,32 @@ def run_experiment() -> str:
   sample = training_loop.build_uniform_sampler(
       train.client_ids, _CLIENTS_PER_ROUND.value, _SEED.value)
 
-  def client_datasets(round_num):
-    if meta:  # The inner loops see whole support and query sets.
-      return [train.create_tf_dataset_for_client(cid).batch(
-          _CLIENT_BATCH_SIZE.value) for cid in sample(round_num)]
-    return [
-        task_lib.batch_client_dataset(
-            train.create_tf_dataset_for_client(cid),
-            epochs=_CLIENT_EPOCHS.value, batch_size=_CLIENT_BATCH_SIZE.value,
-            seed=_SEED.value + round_num)
-        for cid in sample(round_num)
-    ]
+  clients = {}  # Round -> counts of its sampled, reporting, straggling.
 
+  def client_datasets(round_num):
+    sampled = sample(round_num)
+    rng = np.random.default_rng([_SEED.value, round_num, 1])
+    reporting = [c for c in sampled if rng.random() >= _DROPOUT_RATE.value]
+    datasets, straggling = [], 0
+    for cid in reporting:
+      dataset = train.create_tf_dataset_for_client(cid)
+      if _MAX_CLIENT_EXAMPLES.value:
+        dataset = dataset.take(_MAX_CLIENT_EXAMPLES.value)
+      if meta:  # The inner loops see whole support and query sets.
+        dataset = dataset.batch(_CLIENT_BATCH_SIZE.value)
+      else:
+        dataset = task_lib.batch_client_dataset(
+            dataset, epochs=_CLIENT_EPOCHS.value,
+            batch_size=_CLIENT_BATCH_SIZE.value, seed=_SEED.value + round_num)
+      if rng.random() < _STRAGGLER_FRACTION.value:
+        steps = int(dataset.reduce(0, lambda n, _: n + 1))
+        dataset = dataset.take(rng.integers(1, max(steps, 1) + 1))
+        straggling += 1
+      datasets.append(dataset)
+    clients[round_num] = (len(sampled), len(reporting), straggling)
+    return datasets
+
+  round_metrics = build_round_metrics(process, num_clients, clients)
   test_datasets = [test.create_tf_dataset_for_client(cid).batch(256)
                    for cid in test.client_ids]
   training_loop.run(
@@ -349,6 +511,7 @@ def run_experiment() -> str:
       eval_every=_EVAL_EVERY.value,
       output_dir=output_dir,
       checkpoint_every=_CHECKPOINT_EVERY.value,
+      round_metrics_fn=round_metrics,
       summary_extra={
           'flags': _key_flags(),
           'versions': {'fedmeta': fedmeta.__version__,
@@ -372,7 +535,8 @@ def main(argv):
       print(data.describe(load_task()))
       return
     output_dir = run_experiment()
-  except (RunError, data.DataError, partition.PartitionError) as e:
+  except (RunError, data.DataError, partition.PartitionError,
+          aggregation.AggregationError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt:

@@ -120,6 +120,7 @@ def run(
     output_dir: str,
     summary_extra: Mapping[str, Any],
     checkpoint_every: int = 1,
+    round_metrics_fn: Optional[Callable[[int], Mapping[str, Any]]] = None,
     print_fn: Callable[[str], None] = print,
 ):
   """Runs `process` to round `rounds`, resuming from the last checkpoint.
@@ -143,6 +144,8 @@ def run(
     output_dir: Existing directory for the outputs.
     summary_extra: Merged into summary.json (flags, versions, ...).
     checkpoint_every: Checkpoint every this many rounds (and after the last).
+    round_metrics_fn: Round number -> more metrics for its row, called after
+      the round (client counts, bytes, privacy spent).
     print_fn: Receives one progress line per round.
 
   Returns:
@@ -176,7 +179,10 @@ def run(
       state = output.state
       seconds = time.perf_counter() - t0
       row = flatten_metrics(output.metrics['client_work'], '')
+      row.update(flatten_metrics(output.metrics['aggregator'], 'aggregator/'))
       row.update(flatten_metrics(output.metrics['finalizer'], 'finalizer/'))
+      if round_metrics_fn:
+        row.update(round_metrics_fn(round_num))
       if evaluation_fn and (round_num % eval_every == 0 or
                             round_num == rounds):
         row.update(flatten_metrics(

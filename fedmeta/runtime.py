@@ -168,6 +168,11 @@ def set_local_context(*, default_num_clients: Optional[int] = None,
                       ) -> None:
   """Runs TFF computations on the local C++ runtime (TFF's default backend).
 
+  Secure-sum intrinsics (`tff.federated_secure_sum_bitwidth`, used by
+  `tff.aggregators.SecureSumFactory`) run as the plain sums they simulate,
+  after the clients' clipping and quantization, as TFF's test context
+  compiles them: the local runtime has no secure-aggregation protocol.
+
   Args:
     default_num_clients: Number of clients assumed by computations whose client
       cardinality cannot be inferred from their arguments; TFF's default
@@ -184,4 +189,4 @@ def set_local_context(*, default_num_clients: Optional[int] = None,
   if max_concurrent_computation_calls is not None:
     kwargs['max_concurrent_computation_calls'] = (
         max_concurrent_computation_calls)
-  tff.backends.native.set_sync_local_cpp_execution_context(**kwargs)
+  tff.backends.test.set_sync_test_cpp_execution_context(**kwargs)

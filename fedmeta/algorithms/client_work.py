@@ -2,8 +2,8 @@
 
 An algorithm is TFF's composition of four processes (see
 `tff.learning.templates.compose_learning_process`): a distributor (broadcast),
-a client work process, an aggregator (any `tff.aggregators` weighted factory:
-mean, DP, secure sum, compression) and a finalizer (a server optimizer). Only
+a client work process, an aggregator (any `tff.aggregators` factory: mean,
+DP, secure sum, compression, robust statistics; see `fedmeta.aggregation`) and a finalizer (a server optimizer). Only
 the client work differs between algorithms, and only in its TensorFlow
 `LocalFn`; `build_learning_process` does the rest.
 """
@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedmeta import aggregation
 from fedmeta import models
 from fedmeta.algorithms import local_tf
 from fedmeta.data import support_query
@@ -127,7 +128,7 @@ def build_learning_process(
     client_work: tff.learning.templates.ClientWorkProcess,
     *,
     server_optimizer: tff.learning.optimizers.Optimizer,
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory],
+    model_aggregator: Optional[tff.aggregators.AggregationFactory],
     model_distributor: Optional[tff.learning.templates.DistributionProcess],
     initial_weights_fn: Optional[tff.Computation] = None,
 ) -> tff.learning.templates.LearningProcess:
@@ -138,7 +139,8 @@ def build_learning_process(
     client_work: Its client work, e.g. from `build_client_work`.
     server_optimizer: Applies the aggregated update to the global weights, as
       a gradient (`tff.learning.templates.build_apply_optimizer_finalizer`).
-    model_aggregator: Any `tff.aggregators.WeightedAggregationFactory`;
+    model_aggregator: Any `tff.aggregators` factory (see
+      `fedmeta.aggregation`); an unweighted one averages clients uniformly.
       `tff.aggregators.MeanFactory()` when None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast when None.
@@ -160,12 +162,14 @@ def build_learning_process(
         weights_type)
   if model_aggregator is None:
     model_aggregator = tff.aggregators.MeanFactory()
-  if not isinstance(model_aggregator, tff.aggregators.WeightedAggregationFactory):
+  if not isinstance(model_aggregator, (
+      tff.aggregators.WeightedAggregationFactory,
+      tff.aggregators.UnweightedAggregationFactory)):
     raise TypeError(
-        'model_aggregator: expected a tff.aggregators.'
-        f'WeightedAggregationFactory, got {type(model_aggregator).__name__}')
-  aggregator = model_aggregator.create(weights_type.trainable,
-                                       tff.TensorType(np.float32))
+        'model_aggregator: expected a tff.aggregators aggregation factory, '
+        f'got {type(model_aggregator).__name__}')
+  aggregator = aggregation.as_weighted(model_aggregator).create(
+      weights_type.trainable, tff.TensorType(np.float32))
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
       server_optimizer, weights_type)
   return tff.learning.templates.compose_learning_process(
@@ -205,7 +209,7 @@ def build_meta_learning_process(
     *,
     client_weighting: ClientWeighting,
     server_optimizer: tff.learning.optimizers.Optimizer,
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory],
+    model_aggregator: Optional[tff.aggregators.AggregationFactory],
     model_distributor: Optional[tff.learning.templates.DistributionProcess],
     weights_type: Optional[tff.Type] = None,
     initial_weights_fn: Optional[tff.Computation] = None,

@@ -25,7 +25,7 @@ def build_fed_avg(
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
     proximal_strength: float = 0.0,
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_aggregator: Optional[tff.aggregators.AggregationFactory] = None,
     model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
 ) -> tff.learning.templates.LearningProcess:
   """Builds FedAvg: local optimizer steps on clients, averaged model deltas.
@@ -44,7 +44,8 @@ def build_fed_avg(
     server_optimizer: A `tff.learning.optimizers.Optimizer`; SGD(1.0) if None.
     client_weighting: Weight deltas by client examples or uniformly.
     proximal_strength: FedProx's mu (see `fed_prox`); 0 is plain FedAvg.
-    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+    model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
+      an unweighted one averages clients uniformly);
       `tff.aggregators.MeanFactory()` if None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast if None.

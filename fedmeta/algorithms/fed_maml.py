@@ -35,7 +35,7 @@ def build_fed_maml(
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_aggregator: Optional[tff.aggregators.AggregationFactory] = None,
     model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
 ) -> tff.learning.templates.LearningProcess:
   """Builds federated MAML: clients return meta-gradients, the server applies
@@ -56,7 +56,8 @@ def build_fed_maml(
     first_order: Drop the inner steps' Jacobian (first-order MAML).
     server_optimizer: The outer optimizer; Adam(0.001) (MAML's) if None.
     client_weighting: Weight meta-gradients by query examples or uniformly.
-    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+    model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
+      an unweighted one averages clients uniformly);
       `tff.aggregators.MeanFactory()` if None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast if None.

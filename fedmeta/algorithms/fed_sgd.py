@@ -22,7 +22,7 @@ def build_fed_sgd(
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_aggregator: Optional[tff.aggregators.AggregationFactory] = None,
     model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
 ) -> tff.learning.templates.LearningProcess:
   """Builds FedSGD: clients send the gradient of their mean loss.
@@ -35,7 +35,8 @@ def build_fed_sgd(
       returning a new `tff.learning.models.VariableModel`.
     server_optimizer: A `tff.learning.optimizers.Optimizer`; SGD(0.1) if None.
     client_weighting: Weight gradients by client examples or uniformly.
-    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`.
+    model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
+      an unweighted one averages clients uniformly).
     model_distributor: A `tff.learning.templates.DistributionProcess`.
 
   Returns:

@@ -45,7 +45,7 @@ def build_meta_sgd(
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_aggregator: Optional[tff.aggregators.AggregationFactory] = None,
     model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
 ) -> tff.learning.templates.LearningProcess:
   """Builds federated Meta-SGD: MAML with a learned per-parameter inner rate.
@@ -65,7 +65,8 @@ def build_meta_sgd(
     first_order: Drop the inner steps' second-order terms.
     server_optimizer: The outer optimizer; Adam(0.001) if None.
     client_weighting: Weight meta-gradients by query examples or uniformly.
-    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+    model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
+      an unweighted one averages clients uniformly);
       `tff.aggregators.MeanFactory()` if None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast if None.

@@ -25,7 +25,7 @@ def build_reptile(
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
-    model_aggregator: Optional[tff.aggregators.WeightedAggregationFactory] = None,
+    model_aggregator: Optional[tff.aggregators.AggregationFactory] = None,
     model_distributor: Optional[tff.learning.templates.DistributionProcess] = None,
 ) -> tff.learning.templates.LearningProcess:
   """Builds federated Reptile: the server moves toward adapted weights.
@@ -44,7 +44,8 @@ def build_reptile(
     inner_steps: SGD steps per client, each on the whole support set.
     server_optimizer: Applies the averaged difference; SGD(1.0) if None.
     client_weighting: Weight differences by support examples or uniformly.
-    model_aggregator: A `tff.aggregators.WeightedAggregationFactory`;
+    model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
+      an unweighted one averages clients uniformly);
       `tff.aggregators.MeanFactory()` if None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast if None.

@@ -226,7 +226,13 @@ class RunTest(parameterized.TestCase):
        'data_dir'),
       ('unknown_task_option', ['--task_option=alpha'], '--task_option'),
       ('mistyped_task_option', ['--task_option=alpha=high'],
-       '--task_option: alpha takes a float'))
+       '--task_option: alpha takes a float'),
+      ('dp_with_median', ['--dp_noise_multiplier=1', '--aggregation=median'],
+       '--aggregation'),
+      ('rotation_without_bits', ['--rotation'], '--rotation'),
+      ('clip_without_norm', ['--aggregation=clip'], '--clip_norm'),
+      ('secure_with_compression',
+       ['--secure_aggregation', '--compression_bits=8'], '--compression_bits'))
   def test_bad_flag_is_one_line_error(self, args, flag):
     result = run(*SMALL, '--rounds=1', f'--root_output_dir={self.root}', *args)
     self.assertIn(result.returncode, (1, 2))
@@ -281,6 +287,21 @@ class RunTest(parameterized.TestCase):
       for stat in ('mean', 'p10', 'p50', 'p90'):
         self.assertGreater(float(rows[-1][f'eval/{stage}/loss/{stat}']), 0)
     self.assertEqual(rows[-1]['eval/num_clients'], '1000')
+
+  def test_dp_run_with_every_client_dropping_reports_epsilon(self):
+    result = run(*SMALL, '--rounds=2', '--dp_noise_multiplier=1.0',
+                 '--dp_clip=0.5', '--dropout_rate=1.0',
+                 f'--root_output_dir={self.root}', '--experiment_name=dp')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    out = os.path.join(self.root, 'dp')
+    rows = _rows(out)
+    self.assertEqual([r['clients_reporting'] for r in rows], ['0', '0'])
+    self.assertEqual([r['bytes/client_to_server'] for r in rows], ['0', '0'])
+    epsilons = [float(r['privacy/epsilon']) for r in rows]
+    self.assertLess(0, epsilons[0])
+    self.assertLess(epsilons[0], epsilons[1])
+    for leaf in _final_state(out):
+      self.assertTrue(np.all(np.isfinite(leaf)))
 
   def test_describe(self):
     result = run('--task=heart_disease', '--describe')
