@@ -161,6 +161,10 @@ _STRAGGLER_FRACTION = flags.DEFINE_float(
 _MAX_CLIENT_EXAMPLES = flags.DEFINE_integer(
     'max_client_examples', None, 'Cap on the examples a client trains on '
     'per round (its first ones).', lower_bound=1)
+_WORKERS = flags.DEFINE_list(
+    'workers', [], 'host:port of TFF workers (`fedmeta-worker --port=N`) '
+    "across which each round's clients are split; the local C++ runtime "
+    'when empty.')
 # Not '/tmp/fedmeta': a directory named like the package would shadow it for
 # any Python started in /tmp.
 _ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_runs',
@@ -175,7 +179,7 @@ _EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None,
 CONFIG_JSON = 'config.json'
 _MAY_CHANGE_ON_RESUME = frozenset({
     'rounds', 'eval_every', 'checkpoint_every', 'data_dir', 'describe',
-    'root_output_dir', 'experiment_name'})
+    'root_output_dir', 'experiment_name', 'workers'})
 
 
 class RunError(Exception):
@@ -443,6 +447,17 @@ def build_round_metrics(process, num_clients: int, clients: dict):
   return round_metrics
 
 
+def set_execution_context() -> None:
+  """The local C++ runtime, or the TFF workers of --workers."""
+  if not _WORKERS.value:
+    runtime.set_local_context()
+    return
+  try:
+    runtime.set_remote_context(_WORKERS.value)
+  except runtime.WorkerError as e:
+    raise RunError(f'--workers: {e}') from e
+
+
 def run_experiment() -> str:
   """Runs the experiment the flags describe; returns its output directory."""
   tf.keras.utils.set_random_seed(_SEED.value)
@@ -461,7 +476,7 @@ def run_experiment() -> str:
   experiment_name = (_EXPERIMENT_NAME.value or
                      f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
   output_dir = _output_dir(experiment_name, _key_flags())
-  runtime.set_local_context()
+  set_execution_context()
 
   process = build_process(task.model_fn(), model_aggregator)
   if meta:
@@ -539,6 +554,10 @@ def main(argv):
           aggregation.AggregationError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except runtime.WorkerError as e:
+    print(f'error: --workers: {e}; rerun the same command to resume from '
+          'the last checkpoint', file=sys.stderr)
+    sys.exit(1)
   except KeyboardInterrupt:
     print('interrupted; rerun the same command to resume from the last '
           'checkpoint', file=sys.stderr)

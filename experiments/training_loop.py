@@ -29,14 +29,17 @@ CHECKPOINT_PREFIX = 'round_'
 KEEP_CHECKPOINTS = 4
 
 
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = '') -> dict:
-  """Flattens nested metrics to {'a/b/c': python scalar}; drops empty nodes."""
+def flatten_metrics(metrics, prefix: str = '') -> dict:
+  """Flattens nested metrics to {'a/b/c': python scalar}, sequence items
+  named by index; empty nodes (an aggregator's `()`, say) give nothing."""
   flat = {}
-  for key, value in metrics.items():
+  items = (metrics.items() if isinstance(metrics, Mapping)
+           else enumerate(metrics))
+  for key, value in items:
     name = f'{prefix}{key}'
-    if isinstance(value, Mapping):
+    if isinstance(value, (Mapping, tuple, list)):
       flat.update(flatten_metrics(value, name + '/'))
-    elif not isinstance(value, (tuple, list)):
+    else:
       flat[name] = np.asarray(value).item()
   return flat
 

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Optional
 
 # Read before TensorFlow is imported (see `quiet_tensorflow_logs`).
@@ -190,3 +191,202 @@ def set_local_context(*, default_num_clients: Optional[int] = None,
     kwargs['max_concurrent_computation_calls'] = (
         max_concurrent_computation_calls)
   tff.backends.test.set_sync_test_cpp_execution_context(**kwargs)
+
+
+class WorkerError(RuntimeError):
+  """A TFF worker that cannot be reached, or that stopped answering."""
+
+
+_GRPC_MAX_MESSAGE_BYTES = 2 * 1000 * 1000 * 1000  # As TFF's local context.
+_GRPC_OPTIONS = [('grpc.max_message_length', _GRPC_MAX_MESSAGE_BYTES),
+                 ('grpc.max_receive_message_length', _GRPC_MAX_MESSAGE_BYTES),
+                 ('grpc.max_send_message_length', _GRPC_MAX_MESSAGE_BYTES)]
+
+
+def worker_binary_path() -> str:
+  """TFF's C++ executor service, shipped in the tensorflow-federated wheel."""
+  # pylint: disable-next=g-import-not-at-top
+  import importlib.util
+  package = importlib.util.find_spec('tensorflow_federated')
+  return os.path.join(package.submodule_search_locations[0], 'data',
+                      'worker_binary')
+
+
+def start_worker(port: int, *, max_concurrent_computation_calls: int = -1
+                 ) -> subprocess.Popen:
+  """Starts TFF's worker on `port` as a child that dies with this process."""
+  process = _GuardedPopen([
+      worker_binary_path(), f'--port={port}',
+      f'--max_concurrent_computation_calls={max_concurrent_computation_calls}'])
+  atexit.register(stop_workers)
+  return process
+
+
+def worker_main(argv: Optional[list[str]] = None) -> None:
+  """`fedmeta-worker --port=N`: runs TFF's worker service in this process."""
+  args = sys.argv[1:] if argv is None else argv
+  binary = worker_binary_path()
+  os.execv(binary, [binary, *args])
+
+
+def _connect(address: str, timeout_s: float):
+  # pylint: disable-next=g-import-not-at-top
+  import grpc
+  channel = grpc.insecure_channel(address, _GRPC_OPTIONS)
+  try:
+    grpc.channel_ready_future(channel).result(timeout=timeout_s)
+  except grpc.FutureTimeoutError:
+    channel.close()
+    raise WorkerError(f'cannot reach TFF worker {address} within '
+                      f'{timeout_s:g} s') from None
+  return channel
+
+
+def _worker_stub(address: str, channel, reconnect_timeout_s: float):
+  """TFF's gRPC stub for `address`, failing where TFF would retry forever.
+
+  TFF retries a call that failed with UNAVAILABLE without end, so a worker
+  that died would hang the run; a worker not back within
+  `reconnect_timeout_s` raises `WorkerError` instead.
+  """
+  # pylint: disable=g-import-not-at-top
+  import grpc
+  from tensorflow_federated.python.core.impl.executors import executors_errors
+  from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
+  # pylint: enable=g-import-not-at-top
+  base = remote_executor_grpc_stub.RemoteExecutorGrpcStub
+
+  def failing(method):
+    def call(self, request):
+      try:
+        return method(self, request)
+      except executors_errors.RetryableGRPCError as e:
+        try:
+          grpc.channel_ready_future(channel).result(timeout=reconnect_timeout_s)
+        except grpc.FutureTimeoutError:
+          raise WorkerError(f'TFF worker {address} stopped answering') from e
+        raise
+    return call
+
+  calls = ('get_executor', 'create_value', 'create_struct', 'create_call',
+           'create_selection', 'compute', 'dispose', 'dispose_executor')
+  stub_class = type('WorkerStub', (base,),
+                    {name: failing(getattr(base, name)) for name in calls})
+  return stub_class(channel)
+
+
+def _partitioned_context_class():
+  """TFF's `MergeableCompExecutionContext`, returning the Python containers
+  of the computation's own result type (a `LearningProcessOutput`, say),
+  which compiling to mergeable form drops. Uses that context's internals
+  (TFF is pinned at 0.87.0)."""
+  # pylint: disable=g-import-not-at-top,protected-access
+  from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
+  from tensorflow_federated.python.core.impl.execution_contexts import mergeable_comp_execution_context as mergeable
+  from tensorflow_federated.python.common_libs import structure
+  from tensorflow_federated.python.core.impl.types import computation_types
+  from tensorflow_federated.python.core.impl.types import type_conversions
+
+  class PartitionedContext(mergeable.MergeableCompExecutionContext):
+
+    def invoke(self, comp, arg=None):
+      form = self._compiler_pipeline.compile(comp)
+      if arg is not None:
+        arg = mergeable.MergeableCompExecutionContextValue(
+            arg, form.up_to_merge.type_signature.parameter,
+            self._num_subrounds)
+      result = self._async_runner.run_coro_and_return_result(
+          mergeable._invoke_mergeable_comp_form(
+              form, arg, self._async_execution_contexts))
+      result_type = comp.type_signature.result
+      return tensorflow_computation.transform_result(
+          type_conversions.type_to_py_container(
+              as_struct(result, result_type), result_type))
+
+  def as_struct(value, type_spec):
+    """Python containers back to the `Struct`s they were made from."""
+    if isinstance(type_spec, computation_types.FederatedType):
+      if not type_spec.all_equal:
+        return [as_struct(v, type_spec.member) for v in value]
+      type_spec = type_spec.member
+    if not isinstance(type_spec, computation_types.StructType):
+      return value
+    values = value.values() if isinstance(value, Mapping) else value
+    return structure.Struct([
+        (name, as_struct(v, t))
+        for (name, t), v in zip(structure.iter_elements(type_spec), values)])
+
+  return PartitionedContext
+
+
+def set_remote_context(workers: list[str], *,
+                       connect_timeout_s: float = 10.0,
+                       reconnect_timeout_s: float = 10.0) -> None:
+  """Runs TFF computations on TFF workers (see `create_remote_context`)."""
+  # pylint: disable-next=g-import-not-at-top
+  import tensorflow_federated as tff
+  tff.framework.set_default_context(create_remote_context(
+      workers, connect_timeout_s=connect_timeout_s,
+      reconnect_timeout_s=reconnect_timeout_s))
+
+
+def create_remote_context(workers: list[str], *,
+                          connect_timeout_s: float = 10.0,
+                          reconnect_timeout_s: float = 10.0):
+  """A TFF context running computations on TFF workers, clients split.
+
+  Each worker is TFF's C++ executor service (`fedmeta-worker --port=N`, or
+  `worker_binary` from the tensorflow-federated wheel). A round's clients are
+  partitioned across the workers by TFF's mergeable-computation context: each
+  worker runs its clients' work and their part of the aggregation, and the
+  partial aggregates are merged here. Secure sums run as in
+  `set_local_context`.
+
+  Args:
+    workers: `host:port` of each worker.
+    connect_timeout_s: How long to wait for each worker at start.
+    reconnect_timeout_s: How long a worker that stopped answering may take to
+      come back before the computation fails.
+
+  Raises:
+    WorkerError: A worker cannot be reached within `connect_timeout_s`.
+  """
+  # pylint: disable=g-import-not-at-top
+  from tensorflow_federated.python.core.backends.native import compiler
+  from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
+  from tensorflow_federated.python.core.backends.test import compiler as test_compiler
+  from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
+  from tensorflow_federated.python.core.impl.execution_contexts import async_execution_context
+  from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
+  from tensorflow_federated.python.core.impl.executors import remote_executor
+  from tensorflow_federated.python.core.impl.types import placements
+  # pylint: enable=g-import-not-at-top
+  if not workers:
+    raise ValueError('workers: give at least one host:port')
+  channels = {address: _connect(address, connect_timeout_s)
+              for address in workers}
+
+  def worker_context(address, channel):
+    stub = _worker_stub(address, channel, reconnect_timeout_s)
+
+    def stack_fn(cardinalities):
+      # As TFF's local stack: computations without clients still name them.
+      cardinalities.setdefault(placements.CLIENTS, 0)
+      executor = remote_executor.RemoteExecutor(stub)
+      executor.set_cardinalities(cardinalities)
+      return executor
+
+    return async_execution_context.AsyncExecutionContext(
+        executor_fn=python_executor_stacks.ResourceManagingExecutorFactory(
+            executor_stack_fn=stack_fn),
+        compiler_fn=compiler.desugar_and_transform_to_native,
+        transform_args=tensorflow_computation.transform_args,
+        transform_result=tensorflow_computation.transform_result)
+
+  def to_mergeable_form(comp):
+    return mergeable_comp_compiler.compile_to_mergeable_comp_form(
+        test_compiler.replace_secure_intrinsics_with_bodies(comp))
+
+  return _partitioned_context_class()(
+      [worker_context(a, c) for a, c in channels.items()],
+      compiler_fn=to_mergeable_form)

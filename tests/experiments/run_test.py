@@ -304,6 +304,16 @@ class RunTest(parameterized.TestCase):
       if np.issubdtype(leaf.dtype, np.floating):
         self.assertTrue(np.all(np.isfinite(leaf)))
 
+  @parameterized.parameters('median', 'trimmed_mean')
+  def test_robust_aggregation_run(self, aggregation):
+    # Their aggregators report `()` as metrics.
+    result = run(*SMALL, '--rounds=2', f'--aggregation={aggregation}',
+                 f'--root_output_dir={self.root}', '--experiment_name=r')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    rows = _rows(os.path.join(self.root, 'r'))
+    self.assertLen(rows, 2)
+    self.assertTrue(all(np.isfinite(float(r['train/loss'])) for r in rows))
+
   def test_describe(self):
     result = run('--task=heart_disease', '--describe')
     self.assertEqual(result.returncode, 0, result.stderr)

@@ -107,6 +107,16 @@ class TrainingLoopTest(parameterized.TestCase):
     self.assertIsNone(training_loop.last_checkpoint_round(self._dir()))
 
 
+class FlattenMetricsTest(absltest.TestCase):
+
+  def test_nested_mappings_sequences_and_empty_nodes(self):
+    metrics = {'train': {'loss': np.float32(0.5)}, 'clients': (3, 4),
+               'aggregator': (), 'empty': {}}
+    self.assertEqual(training_loop.flatten_metrics(metrics, 'p/'),
+                     {'p/train/loss': 0.5, 'p/clients/0': 3, 'p/clients/1': 4})
+    self.assertEqual(training_loop.flatten_metrics(()), {})
+
+
 class CurvesTest(absltest.TestCase):
 
   def test_draws_loss_and_accuracy_columns_only(self):

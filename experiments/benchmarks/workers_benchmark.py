@@ -1,0 +1,86 @@
+r"""FedAvg round time on the local runtime vs on 1 and 2 TFF workers.
+
+The FedAvg benchmark's CNN and FEMNIST clients (`fed_avg_benchmark`), run
+through TFF's local C++ runtime and through `fedmeta.runtime`'s remote
+context on one and on two `worker_binary` processes started here on
+127.0.0.1 (the round's clients split across them). Rounds are interleaved
+in one process and the medians compared. Prints one JSON line.
+
+  .venv/bin/python -m experiments.benchmarks.workers_benchmark --repeats=5
+"""
+
+import json
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import portpicker
+
+import fedmeta  # pylint: disable=unused-import
+from fedmeta import algorithms
+from fedmeta import models
+from fedmeta import runtime
+from experiments.benchmarks import fed_avg_benchmark as fed_avg_bench
+
+import tensorflow as tf  # pylint: disable=g-bad-import-order
+import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
+
+# --repeats and --data_dir are the FedAvg benchmark's flags.
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  x, y = fed_avg_bench.load_examples()
+  clients = [
+      tf.data.Dataset.from_tensor_slices(
+          {'x': x[i::fed_avg_bench.CLIENTS], 'y': y[i::fed_avg_bench.CLIENTS]}
+      ).batch(fed_avg_bench.BATCH)
+      for i in range(fed_avg_bench.CLIENTS)]
+  model = models.from_keras(
+      fed_avg_bench.cnn,
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec={'x': tf.TensorSpec([None, 28, 28, 1], tf.float32),
+                  'y': tf.TensorSpec([None], tf.int32)})
+  process = algorithms.build_fed_avg(
+      model, client_optimizer=tff.learning.optimizers.build_sgdm(
+          fed_avg_bench.LR))
+
+  addresses = []
+  for _ in range(2):
+    port = portpicker.pick_unused_port()
+    runtime.start_worker(port)
+    addresses.append(f'127.0.0.1:{port}')
+  runtime.set_local_context()
+  contexts = {
+      'local': tff.framework.get_context_stack().current,
+      'workers_1': runtime.create_remote_context(addresses[:1]),
+      'workers_2': runtime.create_remote_context(addresses),
+  }
+  states = {}
+  for name, context in contexts.items():  # Warm-up (tracing), untimed.
+    tff.framework.set_default_context(context)
+    states[name] = process.next(process.initialize(), clients).state
+  times = {name: [] for name in contexts}
+  for _ in range(FLAGS.repeats):
+    for name, context in contexts.items():  # Interleaved: noise hits all.
+      tff.framework.set_default_context(context)
+      t0 = time.perf_counter()
+      states[name] = process.next(states[name], clients).state
+      times[name].append(time.perf_counter() - t0)
+  med = {name: statistics.median(t) for name, t in times.items()}
+  print(json.dumps({
+      'benchmark': 'workers_round',
+      'clients': fed_avg_bench.CLIENTS,
+      'examples_per_client': fed_avg_bench.EXAMPLES_PER_CLIENT,
+      'repeats': FLAGS.repeats,
+      'median_seconds': {k: round(v, 4) for k, v in med.items()},
+      'workers_1_over_local': round(med['workers_1'] / med['local'], 3),
+      'workers_2_over_workers_1': round(
+          med['workers_2'] / med['workers_1'], 3),
+  }))
+
+
+if __name__ == '__main__':
+  app.run(main)
