@@ -31,7 +31,8 @@ test: $(STAMP)
 # Rewrites requirements.lock from the current environment.
 lock: $(STAMP)
 	{ sed -n '1,/^$$/p' requirements.lock; \
-	  $(PY) -m pip freeze --exclude-editable | grep -viE '^tensorflow[-_]federated=='; \
+	  $(PY) -m pip freeze --all --exclude-editable \
+	    | grep -viE '^(tensorflow[-_]federated|pip|wheel)=='; \
 	} > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:

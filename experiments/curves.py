@@ -4,11 +4,10 @@ import csv
 import os
 from typing import Iterable, Mapping
 
-import matplotlib
-
-matplotlib.use('Agg')  # Files only: no display on servers and in CI.
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+# A Figure with no pyplot: draws to files without a display and leaves the
+# process's backend (a notebook's inline one, say) alone.
+from matplotlib import figure
+from matplotlib import ticker
 
 # A panel per quantity, in this order; a column belongs to the first panel
 # whose word it contains. Meta-learning evaluation columns end in '/mean'.
@@ -45,9 +44,8 @@ def plot(rows: Iterable[Mapping[str, str]], path: str,
   columns = sorted({c for r in rows for c in r if _panel_of(c)},
                    key=lambda c: (_PANELS.index(_panel_of(c)), c))
   panels = [p for p in _PANELS if any(_panel_of(c) == p for c in columns)]
-  fig, axes = plt.subplots(1, max(len(panels), 1),
-                           figsize=(5 * max(len(panels), 1), 3.6),
-                           squeeze=False)
+  fig = figure.Figure(figsize=(5 * max(len(panels), 1), 3.6))
+  axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
   for ax, panel in zip(axes[0], panels):
     for column in columns:
       if _panel_of(column) != panel:
@@ -67,6 +65,5 @@ def plot(rows: Iterable[Mapping[str, str]], path: str,
   fig.tight_layout()
   tmp = path + '.tmp.png'
   fig.savefig(tmp, dpi=100)
-  plt.close(fig)
   os.replace(tmp, path)
   return columns

@@ -1,10 +1,13 @@
 """Aggregators against numpy, their error bounds, and DP accounting."""
 
+import logging
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
+from tensorflow_model_optimization.python.core.internal.tensor_encoding.utils import tf_utils  # pylint: disable=g-direct-tensorflow-import
 
 from fedmeta import aggregation
 from fedmeta import algorithms
@@ -92,6 +95,12 @@ class AggregationTest(parameterized.TestCase):
       self.assertLessEqual(np.max(np.abs(compressed - plain)),
                            sum(steps) / sum(self.weights) + 1e-6)
     self.assertGreater(np.max(np.abs(compressed - plain)), 0)
+
+  def test_bit_packing_notice_is_silenced_other_warnings_are_not(self):
+    with self.assertNoLogs(level='WARNING'):
+      tf_utils.pack_into_int(tf.constant([1, 2, 3, 4], tf.int32), 2, 28)
+    with self.assertLogs(level='WARNING'):
+      logging.warning('This code path can temporarily allocate less memory')
 
   def test_median_and_trimmed_mean_equal_numpy(self):
     stacked = np.stack(self.values)
