@@ -16,10 +16,12 @@ Vocabulary: LEAF's 80 characters `VOCABULARY` at indices 0..79, and 80 for
 any other character (in tinyshakespeare, only `$`).
 """
 
+import collections
 import re
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_federated as tff
 
 from fedmeta.data import files
 from fedmeta.data import task as task_lib
@@ -77,19 +79,76 @@ def _decode(path: str, min_lines: int) -> dict[str, np.ndarray]:
           'codes': np.concatenate(list(roles.values()))}
 
 
-def model_fn():
-  """LEAF's model: 8-dim embedding, two 256-unit LSTMs, softmax over the
-  vocabulary."""
-  def keras_model():
-    return tf.keras.Sequential([
-        tf.keras.layers.Input([SEQUENCE_LENGTH], dtype=tf.int32),
-        tf.keras.layers.Embedding(VOCABULARY_SIZE, 8),
-        tf.keras.layers.LSTM(256, return_sequences=True),
-        tf.keras.layers.LSTM(256),
-        tf.keras.layers.Dense(VOCABULARY_SIZE),
-    ])
-  return task_lib.classifier(
-      keras_model, tf.TensorSpec([None, SEQUENCE_LENGTH], tf.int32))
+EMBEDDING = 8
+UNITS = 256
+
+
+def keras_model() -> tf.keras.Model:
+  """LEAF's model in Keras: 8-dim embedding, two 256-unit LSTMs, logits over
+  the vocabulary. `model_fn`'s weights load into it with `set_weights`."""
+  return tf.keras.Sequential([
+      tf.keras.layers.Input([SEQUENCE_LENGTH], dtype=tf.int32),
+      tf.keras.layers.Embedding(VOCABULARY_SIZE, EMBEDDING),
+      tf.keras.layers.LSTM(UNITS, return_sequences=True),
+      tf.keras.layers.LSTM(UNITS),
+      tf.keras.layers.Dense(VOCABULARY_SIZE),
+  ])
+
+
+def _lstm(inputs, kernel, recurrent_kernel, bias):
+  """Keras' LSTM (gates i, f, c, o) over time-major `inputs`; all states."""
+  zeros = tf.zeros([tf.shape(inputs)[1], UNITS], inputs.dtype)
+
+  def step(state, x):
+    h, c = state
+    z = tf.matmul(x, kernel) + tf.matmul(h, recurrent_kernel) + bias
+    i, f, g, o = tf.split(z, 4, axis=1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
+
+  return tf.scan(step, inputs, initializer=(zeros, zeros))[0]
+
+
+@tf.function
+def _predict_on_batch(weights, x, training=True):
+  del training  # No dropout.
+  (embedding, k1, r1, b1, k2, r2, b2, dense_kernel, dense_bias), _ = weights
+  inputs = tf.transpose(tf.gather(embedding, x), [1, 0, 2])
+  last = _lstm(_lstm(inputs, k1, r1, b1), k2, r2, b2)[-1]
+  return tf.matmul(last, dense_kernel) + dense_bias
+
+
+def _initial_weights():
+  """Drawn as Keras initializes `keras_model` (under the global seed)."""
+  with tf.init_scope():  # Eager even when called while tracing.
+    model = keras_model()
+    return tuple(w.numpy() for w in model.trainable_weights), ()
+
+
+def model_fn() -> tff.learning.models.FunctionalModel:
+  """`keras_model` as a pure function of its weights.
+
+  Written out rather than wrapped with `functional_model_from_keras`: TFF
+  0.87 cannot differentiate that wrapper through the LSTM's while loop (its
+  gradient captures the traced input placeholder: "You must feed a value
+  for placeholder tensor"). Equal to the Keras model's output (tested).
+  """
+  loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  @tf.function
+  def loss_fn(output, label, sample_weight=None):
+    return loss(label, output, sample_weight)
+
+  return tff.learning.models.FunctionalModel(
+      initial_weights=_initial_weights(),
+      predict_on_batch_fn=_predict_on_batch,
+      loss_fn=loss_fn,
+      metrics_fns=tff.learning.metrics.create_functional_metric_fns(
+          collections.OrderedDict(
+              sparse_categorical_accuracy=(
+                  tf.keras.metrics.SparseCategoricalAccuracy))),
+      input_spec={'x': tf.TensorSpec([None, SEQUENCE_LENGTH], tf.int32),
+                  'y': tf.TensorSpec([None], tf.int32)})
 
 
 def _windows(codes: np.ndarray) -> tf.data.Dataset:

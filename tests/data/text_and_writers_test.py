@@ -6,9 +6,12 @@ import tempfile
 from absl.testing import absltest
 import numpy as np
 
+from fedmeta import algorithms
+from fedmeta import runtime
 from fedmeta.data import DataError
 from fedmeta.data import femnist
 from fedmeta.data import shakespeare
+from fedmeta.data import support_query
 from tests import testing
 
 DATA = testing.data_dir()
@@ -51,6 +54,34 @@ class ShakespeareTest(absltest.TestCase):
     task = shakespeare.load(DATA, heldout_roles=0.1, seed=1)
     self.assertEmpty(set(task.train.client_ids) & set(task.test.client_ids))
     self.assertLen(task.test.client_ids, 20)
+
+  def test_model_equals_keras_lstm(self):
+    model = shakespeare.model_fn()
+    keras_model = shakespeare.keras_model()
+    keras_model.set_weights(list(model.initial_weights[0]))
+    x = np.random.default_rng(0).integers(
+        0, shakespeare.VOCABULARY_SIZE, (5, shakespeare.SEQUENCE_LENGTH))
+    np.testing.assert_allclose(
+        model.predict_on_batch(model.initial_weights, x.astype(np.int32)),
+        keras_model(x), atol=1e-6)
+
+  def test_model_trains_federated_and_meta_learns(self):
+    # TFF's functional_model_from_keras cannot differentiate through the
+    # LSTM's while loop ("You must feed a value for placeholder tensor").
+    task = shakespeare.load(DATA)
+    clients = [task.train.create_tf_dataset_for_client(c).take(6)
+               for c in task.train.client_ids[:2]]
+    runtime.set_local_context()
+    process = algorithms.build_fed_avg(task.model_fn())
+    output = process.next(process.initialize(), [c.batch(3) for c in clients])
+    self.assertEqual(output.metrics['client_work']['train']['num_examples'],
+                     12)
+    self.assertTrue(np.isfinite(output.metrics['client_work']['train']['loss']))
+    meta = algorithms.build_fed_maml(task.model_fn(), inner_learning_rate=0.1)
+    split = [support_query.split(c, support_fraction=0.5, seed=[0, i]).batch(6)
+             for i, c in enumerate(clients)]
+    output = meta.next(meta.initialize(), split)
+    self.assertTrue(np.isfinite(output.metrics['client_work']['train']['loss']))
 
   def test_vocabulary(self):
     self.assertLen(shakespeare.VOCABULARY, 80)
