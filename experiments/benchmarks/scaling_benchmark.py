@@ -21,6 +21,12 @@ import time
 from absl import app
 from absl import flags
 
+import fedmeta  # pylint: disable=unused-import
+from fedmeta import algorithms
+from fedmeta import data
+from fedmeta import runtime
+from experiments import training_loop
+
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per size.')
 _SIZES = flags.DEFINE_list('clients_per_round', ['10', '20', '50', '100'],
                            'Clients per round to time.')
@@ -35,11 +41,6 @@ _CLIENTS_FOR_MEMORY = 10
 
 def _fed_avg(num_clients: int):
   """(process, round function of (state, round, clients per round))."""
-  # pylint: disable=g-import-not-at-top
-  import fedmeta  # pylint: disable=unused-import
-  from fedmeta import algorithms, data, runtime
-  from experiments import training_loop
-  # pylint: enable=g-import-not-at-top
   runtime.set_local_context()
   task = data.load('sinusoid', num_clients=num_clients)
   process = algorithms.build_fed_avg(task.model_fn())
@@ -66,7 +67,6 @@ def memory_child(population: int) -> None:
   state = process.initialize()
   for round_num in range(1, _MEMORY_ROUNDS + 1):
     state = run_round(state, round_num, _CLIENTS_FOR_MEMORY)
-  from fedmeta import runtime  # pylint: disable=g-import-not-at-top
   print(sum(_peak_kib(p) for p in ['self', *runtime.live_worker_pids()]))
 
 
