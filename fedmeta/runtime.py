@@ -12,6 +12,8 @@ that every worker it starts
     SIGKILL of the parent included;
   * is stopped by an `atexit` hook on normal exit, exceptions and Ctrl-C; SIGTERM
     is turned into `SystemExit` so that the hook runs then too;
+  * takes SIGINT, with which TFF stops it, even where this process was
+    started with SIGINT ignored (a background job);
   * writes its logs to /dev/null (or to our stderr when TF logs are on) instead
     of holding our stdout.
 """
@@ -56,26 +58,30 @@ def quiet_tensorflow_logs() -> None:
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
-def _load_prctl():
-  if not sys.platform.startswith('linux'):
-    return None
-  libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6',
+def _load_libc():
+  return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6',
                      use_errno=True)
-  return libc.prctl
 
 
 class _GuardedPopen(subprocess.Popen):
   """`subprocess.Popen` for TFF's worker: dies with its parent, never leaks."""
 
   # Resolved in the parent: the forked child must not import or allocate.
-  _prctl = _load_prctl()
+  _libc = _load_libc()
+  _prctl = _libc.prctl if sys.platform.startswith('linux') else None
 
   def __init__(self, args, stdout=None, stderr=None, **kwargs):
     del stdout, stderr  # TFF passes ours; the worker must not hold them.
     parent_pid = os.getpid()
-    prctl = self._prctl
+    prctl, reset_signal = self._prctl, self._libc.signal
 
     def die_with_parent():
+      # TFF stops a worker with SIGINT and waits for it (when it replaces a
+      # context, and in `ServiceManager.__del__`); a worker started from a
+      # background shell inherits SIGINT ignored, and that wait never ends.
+      # libc's signal(): Python's only works in the main thread, and TFF
+      # starts workers from its event-loop thread.
+      reset_signal(signal.SIGINT, signal.SIG_DFL)
       if prctl is not None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
       if os.getppid() != parent_pid:  # The parent died before prctl ran.

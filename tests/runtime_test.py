@@ -29,6 +29,22 @@ if mode == 'wait':
   time.sleep(300)
 '''
 
+# Replaces its context, as each test or notebook cell that sets one does: TFF
+# then stops the old context's worker with SIGINT and waits for it.
+REPLACE_CONTEXT = r'''
+import gc
+import fedmeta
+from fedmeta import runtime
+import tensorflow_federated as tff
+runtime.set_local_context()
+tff.federated_computation(lambda: 'ok')()
+first = runtime.live_worker_pids()
+runtime.set_local_context()
+gc.collect()
+tff.federated_computation(lambda: 'ok')()
+print('first', *first, flush=True)
+'''
+
 
 def _start(mode: str) -> subprocess.Popen:
   # SIGINT as a terminal delivers it: a child started in the background by a
@@ -60,6 +76,18 @@ class RuntimeTest(parameterized.TestCase):
     self.assertEmpty(processes.wait_dead({worker}),
                      f'worker {worker} outlived {mode}')
     self.assertNotIn('Exception ignored', stderr)
+
+  def test_replaced_context_stops_its_worker_when_sigint_is_ignored(self):
+    # A background job (`make test &`, a CI runner) starts with SIGINT
+    # ignored, and its children inherit that.
+    proc = subprocess.run(
+        [sys.executable, '-c', REPLACE_CONTEXT], cwd=REPO, text=True,
+        capture_output=True, timeout=TIMEOUT_S, check=False,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    first = {int(p) for p in proc.stdout.split()[1:]}
+    self.assertLen(first, 1)
+    self.assertEmpty(processes.wait_dead(first))
 
   @parameterized.parameters(signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
   def test_worker_dies_with_signalled_parent(self, signum):
