@@ -230,7 +230,7 @@ class RobustnessTest(absltest.TestCase):
     # pylint: disable-next=g-import-not-at-top
     from fedmeta import data
     tf.keras.utils.set_random_seed(0)
-    task = data.load('digits', num_clients=20)
+    task = data.load('digits', num_clients=20, alpha=100.0)
     if malicious_fraction:
       factory = aggregation.MaliciousClientsFactory(
           factory, fraction=malicious_fraction, attack='sign_flip',
@@ -252,10 +252,12 @@ class RobustnessTest(absltest.TestCase):
     return metrics['sparse_categorical_accuracy']
 
   def test_robust_aggregation_survives_attack_that_breaks_the_mean(self):
-    # Measured (20 rounds, 10 of 20 Dirichlet(0.5) clients a round): clean
-    # 0.889; attacked mean 0.095 (chance); clipping at 0.5 0.774; median
-    # 0.579; trimmed mean 0.630. Coordinate-wise statistics pay for the
-    # clients' label skew, so their margin is wider.
+    # Near-IID clients (Dirichlet(100)): under label skew (Dirichlet(0.5))
+    # the coordinate-wise median itself falls to 0.30-0.58, and the attacked
+    # runs, chaotic, moved by 0.08-0.28 between two CPUs (float rounding).
+    # Measured (20 rounds, 10 of 20 clients a round): clean 0.847; attacked
+    # mean 0.122 (chance 0.1); clipping at 0.5 0.772; median 0.828; trimmed
+    # mean 0.792.
     clean = self._accuracy(tff.aggregators.MeanFactory(), 0.0)
     attacked = self._accuracy(tff.aggregators.MeanFactory(), 0.2)
     clipped = self._accuracy(tff.aggregators.clipping_factory(
@@ -265,8 +267,8 @@ class RobustnessTest(absltest.TestCase):
     self.assertGreater(clean, 0.8)
     self.assertLess(attacked, 0.2)
     self.assertGreater(clipped, clean - 0.15)
-    self.assertGreater(median, clean - 0.35)
-    self.assertGreater(trimmed, clean - 0.35)
+    self.assertGreater(median, clean - 0.15)
+    self.assertGreater(trimmed, clean - 0.15)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every speed benchmark, one after another on an otherwise idle
+# machine; each prints one JSON line (collected in OUT, default
+# /tmp/fedmeta_speed.jsonl). Usage: bash experiments/benchmarks/speed.sh [OUT]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-/tmp/fedmeta_speed.jsonl}
+: > "$OUT"
+for benchmark in fed_avg_benchmark fed_maml_benchmark scaling_benchmark \
+                 workers_benchmark; do
+  .venv/bin/python -m "experiments.benchmarks.$benchmark" --repeats=7 \
+    2>/dev/null | tail -n 1 | tee -a "$OUT"
+done
