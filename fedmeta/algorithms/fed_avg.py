@@ -30,6 +30,8 @@ def build_fed_avg(
 ) -> tff.learning.templates.LearningProcess:
   """Builds FedAvg: local optimizer steps on clients, averaged model deltas.
 
+  Paper: McMahan et al. 2017, https://arxiv.org/abs/1602.05629.
+
   Each client runs `client_optimizer` over its dataset (one step per batch;
   epochs and batch size come from how the dataset is built) and returns
   `initial - trained`; the server averages these deltas and applies them with

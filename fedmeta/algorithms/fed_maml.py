@@ -41,6 +41,9 @@ def build_fed_maml(
   """Builds federated MAML: clients return meta-gradients, the server applies
   their average with an outer optimizer.
 
+  Paper: Chen et al. 2018 (FedMeta), https://arxiv.org/abs/1802.07876;
+  Finn et al. 2017 (MAML), https://arxiv.org/abs/1703.03400.
+
   Each client adapts the broadcast weights with `inner_steps` SGD steps
   (rate `inner_learning_rate`) on its support set and returns the gradient
   of its query loss with respect to the broadcast weights, through the inner

@@ -10,6 +10,8 @@ from fedmeta.algorithms import fed_avg
 def build_fed_prox(model_fn, *, proximal_strength: float = 0.01, **kwargs):
   """Builds FedProx: clients minimize loss(w) + mu/2 ||w - w_global||^2.
 
+  Paper: Li et al. 2020, https://arxiv.org/abs/1812.06127.
+
   Note: TFF 0.87's `tff.learning.algorithms.build_weighted_fed_prox` adds
   mu (w_global - w) to the gradient, the opposite sign; this implementation
   follows the paper (see tests/algorithms/fed_prox_test.py).

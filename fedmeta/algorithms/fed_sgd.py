@@ -27,6 +27,8 @@ def build_fed_sgd(
 ) -> tff.learning.templates.LearningProcess:
   """Builds FedSGD: clients send the gradient of their mean loss.
 
+  Paper: McMahan et al. 2017 (FedSGD), https://arxiv.org/abs/1602.05629.
+
   With example weighting the server step is exactly one step of full-batch
   gradient descent on the union of the round's client data.
 

@@ -50,6 +50,9 @@ def build_meta_sgd(
 ) -> tff.learning.templates.LearningProcess:
   """Builds federated Meta-SGD: MAML with a learned per-parameter inner rate.
 
+  Paper: Li et al. 2017, https://arxiv.org/abs/1707.09835; federated as
+  in Chen et al. 2018, https://arxiv.org/abs/1802.07876.
+
   The global weights are the model's trainable weights followed by one
   inner-learning-rate tensor per weight (initialized to
   `inner_learning_rate`); clients return the meta-gradient of their query

@@ -32,6 +32,8 @@ def build_per_fedavg(
 ) -> tff.learning.templates.LearningProcess:
   """Builds Per-FedAvg: local steps on the MAML objective, averaged models.
 
+  Paper: Fallah et al. 2020, https://arxiv.org/abs/2002.07948.
+
   Each client runs `local_steps` steps of
   w <- w - beta (I - alpha H(w; D'')) grad f(w - alpha grad f(w; D); D')
   with D = D'' its support set and D' its query set (full batches), then
@@ -76,11 +78,17 @@ def build_per_fedavg(
 
 def build_per_fedavg_fo(model_fn: models.ModelFn,
                         **kwargs) -> tff.learning.templates.LearningProcess:
-  """Per-FedAvg (FO): `build_per_fedavg(..., hessian_free=False)`."""
+  """Per-FedAvg (FO): `build_per_fedavg(..., hessian_free=False)`.
+
+  Paper: Fallah et al. 2020, https://arxiv.org/abs/2002.07948.
+  """
   return build_per_fedavg(model_fn, hessian_free=False, **kwargs)
 
 
 def build_per_fedavg_hf(model_fn: models.ModelFn,
                         **kwargs) -> tff.learning.templates.LearningProcess:
-  """Per-FedAvg (HF): `build_per_fedavg(..., hessian_free=True)`."""
+  """Per-FedAvg (HF): `build_per_fedavg(..., hessian_free=True)`.
+
+  Paper: Fallah et al. 2020, https://arxiv.org/abs/2002.07948.
+  """
   return build_per_fedavg(model_fn, hessian_free=True, **kwargs)

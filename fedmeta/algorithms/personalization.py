@@ -48,6 +48,10 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
                                learned_rates: bool = False):
   """Builds `evaluate(weights, client_datasets) -> summary`.
 
+  Paper: Finn et al. 2017 (meta-test protocol),
+  https://arxiv.org/abs/1703.03400; Chen et al. 2018 (FedMeta),
+  https://arxiv.org/abs/1802.07876.
+
   Args:
     model_fn: A `tff.learning.models.FunctionalModel` with input spec
       `{'x': ..., 'y': ...}`; client datasets carry a `support` flag

@@ -30,6 +30,8 @@ def build_reptile(
 ) -> tff.learning.templates.LearningProcess:
   """Builds federated Reptile: the server moves toward adapted weights.
 
+  Paper: Nichol et al. 2018, https://arxiv.org/abs/1803.02999.
+
   Each client runs `inner_steps` SGD steps (rate `inner_learning_rate`) on
   its whole support set and returns `global - adapted`; the server averages
   these (weighted by support examples, or uniformly) and applies them with
