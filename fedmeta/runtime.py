@@ -221,11 +221,10 @@ def worker_binary_path() -> str:
 def start_worker(port: int, *, max_concurrent_computation_calls: int = -1
                  ) -> subprocess.Popen:
   """Starts TFF's worker on `port` as a child that dies with this process."""
-  process = _GuardedPopen([
+  install_worker_guard()  # Stops it at exit, as it does TFF's own workers.
+  return _GuardedPopen([
       worker_binary_path(), f'--port={port}',
       f'--max_concurrent_computation_calls={max_concurrent_computation_calls}'])
-  atexit.register(stop_workers)
-  return process
 
 
 def worker_main(argv: Optional[list[str]] = None) -> None:
