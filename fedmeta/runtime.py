@@ -203,12 +203,6 @@ class WorkerError(RuntimeError):
   """A TFF worker that cannot be reached, or that stopped answering."""
 
 
-_GRPC_MAX_MESSAGE_BYTES = 2 * 1000 * 1000 * 1000  # As TFF's local context.
-_GRPC_OPTIONS = [('grpc.max_message_length', _GRPC_MAX_MESSAGE_BYTES),
-                 ('grpc.max_receive_message_length', _GRPC_MAX_MESSAGE_BYTES),
-                 ('grpc.max_send_message_length', _GRPC_MAX_MESSAGE_BYTES)]
-
-
 def worker_binary_path() -> str:
   """TFF's C++ executor service, shipped in the tensorflow-federated wheel."""
   # pylint: disable-next=g-import-not-at-top
@@ -235,9 +229,12 @@ def worker_main(argv: Optional[list[str]] = None) -> None:
 
 
 def _connect(address: str, timeout_s: float):
-  # pylint: disable-next=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top,protected-access
   import grpc
-  channel = grpc.insecure_channel(address, _GRPC_OPTIONS)
+  from tensorflow_federated.python.core.impl.executor_stacks import executor_factory
+  # The message limits of TFF's own channel to its local worker.
+  channel = grpc.insecure_channel(
+      address, executor_factory._GRPC_CHANNEL_OPTIONS)
   try:
     grpc.channel_ready_future(channel).result(timeout=timeout_s)
   except grpc.FutureTimeoutError:

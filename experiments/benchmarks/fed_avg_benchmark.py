@@ -61,20 +61,30 @@ def load_examples():
   return x, y
 
 
+def functional_cnn():
+  """`cnn` as the TFF functional model both FedAvg processes train."""
+  return models.from_keras(
+      cnn,
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec={'x': tf.TensorSpec([None, 28, 28, 1], tf.float32),
+                  'y': tf.TensorSpec([None], tf.int32)},
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy])
+
+
+def client_datasets(x, y):
+  """`CLIENTS` interleaved shards of the examples, batched."""
+  return [tf.data.Dataset.from_tensor_slices(
+      {'x': x[i::CLIENTS], 'y': y[i::CLIENTS]}).batch(BATCH)
+          for i in range(CLIENTS)]
+
+
 def main(argv):
   del argv
   runtime.set_local_context()
   x, y = load_examples()
   loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  model = models.from_keras(
-      cnn, loss=loss,
-      input_spec={'x': tf.TensorSpec([None, 28, 28, 1], tf.float32),
-                  'y': tf.TensorSpec([None], tf.int32)},
-      metrics=[tf.keras.metrics.SparseCategoricalAccuracy])
-  clients = [
-      tf.data.Dataset.from_tensor_slices(
-          {'x': x[i::CLIENTS], 'y': y[i::CLIENTS]}).batch(BATCH)
-      for i in range(CLIENTS)]
+  model = functional_cnn()
+  clients = client_datasets(x, y)
 
   processes = {
       'fedmeta': algorithms.build_fed_avg(

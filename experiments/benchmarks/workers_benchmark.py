@@ -19,11 +19,9 @@ import portpicker
 
 import fedmeta  # pylint: disable=unused-import
 from fedmeta import algorithms
-from fedmeta import models
 from fedmeta import runtime
 from experiments.benchmarks import fed_avg_benchmark as fed_avg_bench
 
-import tensorflow as tf  # pylint: disable=g-bad-import-order
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 
 # --repeats and --data_dir are the FedAvg benchmark's flags.
@@ -32,19 +30,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  x, y = fed_avg_bench.load_examples()
-  clients = [
-      tf.data.Dataset.from_tensor_slices(
-          {'x': x[i::fed_avg_bench.CLIENTS], 'y': y[i::fed_avg_bench.CLIENTS]}
-      ).batch(fed_avg_bench.BATCH)
-      for i in range(fed_avg_bench.CLIENTS)]
-  model = models.from_keras(
-      fed_avg_bench.cnn,
-      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      input_spec={'x': tf.TensorSpec([None, 28, 28, 1], tf.float32),
-                  'y': tf.TensorSpec([None], tf.int32)})
+  clients = fed_avg_bench.client_datasets(*fed_avg_bench.load_examples())
   process = algorithms.build_fed_avg(
-      model, client_optimizer=tff.learning.optimizers.build_sgdm(
+      fed_avg_bench.functional_cnn(), client_optimizer=tff.learning.optimizers.build_sgdm(
           fed_avg_bench.LR))
 
   addresses = []
