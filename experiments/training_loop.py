@@ -5,10 +5,13 @@ fake process.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -79,6 +82,58 @@ def _number(text: str):
     return int(text)
   except ValueError:
     return float(text)
+
+
+class _Interrupts:
+  """Ctrl-C for the round loop: never lost, never in the middle of a write.
+
+  Python raises KeyboardInterrupt in whatever Python code the main thread runs
+  when the signal arrives, and C code that calls back into Python (TF's nest,
+  `PyObject_HasAttr`) may swallow it: a CI run sent SIGINT after round 1 went
+  on to its last round. So the handler also records the request, and each
+  write (metrics, checkpoints) checks it before it starts, so that nothing a
+  swallowed interrupt may have left half-computed is written, and once
+  started finishes before the interrupt is raised. A second Ctrl-C is raised
+  at once.
+  """
+
+  def __init__(self):
+    self._requested = False
+    self._deferring = False
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    first, self._requested = not self._requested, True
+    if not (first and self._deferring):
+      raise KeyboardInterrupt
+
+  @contextlib.contextmanager
+  def installed(self):
+    """Handles SIGINT while inside, where Python's own handler is in place."""
+    if (threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+      yield  # Someone else's handler (a notebook kernel, say): theirs rules.
+      return
+    signal.signal(signal.SIGINT, self._handle)
+    try:
+      yield
+    finally:
+      signal.signal(signal.SIGINT, signal.default_int_handler)
+
+  def _check(self) -> None:
+    if self._requested:
+      raise KeyboardInterrupt
+
+  @contextlib.contextmanager
+  def deferred(self):
+    """A write: not started after a Ctrl-C, and finished before one acts."""
+    self._check()
+    self._deferring = True
+    try:
+      yield
+    finally:
+      self._deferring = False
+    self._check()
 
 
 def _remove_partial_writes(*directories: str) -> None:
@@ -164,42 +219,46 @@ def run(
           os.path.join(output_dir, TENSORBOARD)),
   ])
   loop = asyncio.new_event_loop()
-  try:
-    initial_state = process.initialize()
-    state, done = loop.run_until_complete(
-        checkpoints.load_latest(initial_state))
-    if state is None:
-      state, done = initial_state, 0
-      loop.run_until_complete(checkpoints.save(state, 0))
-    else:
-      print_fn(f'resuming after round {done} from '
-               f'{os.path.join(output_dir, CHECKPOINTS)}')
-    start = time.perf_counter()
-    row = {}
-    for round_num in range(done + 1, rounds + 1):
-      t0 = time.perf_counter()
-      output = process.next(state, client_datasets_fn(round_num))
-      state = output.state
-      seconds = time.perf_counter() - t0
-      row = flatten_metrics(output.metrics['client_work'], '')
-      row.update(flatten_metrics(output.metrics['aggregator'], 'aggregator/'))
-      row.update(flatten_metrics(output.metrics['finalizer'], 'finalizer/'))
-      if round_metrics_fn:
-        row.update(round_metrics_fn(round_num))
-      if evaluation_fn and (round_num % eval_every == 0 or
-                            round_num == rounds):
-        row.update(flatten_metrics(
-            evaluation_fn(process.get_model_weights(state)), 'eval/'))
-      row['round_seconds'] = seconds
-      loop.run_until_complete(release.release(row, round_num))
-      if round_num % checkpoint_every == 0 or round_num == rounds:
-        loop.run_until_complete(checkpoints.save(state, round_num))
-      elapsed = time.perf_counter() - start
-      eta = elapsed / (round_num - done) * (rounds - round_num)
-      print_fn(_progress(round_num, rounds, seconds, eta, row))
-      logging.debug('round %d metrics: %s', round_num, row)
-  finally:
-    loop.close()
+  interrupts = _Interrupts()
+  with interrupts.installed():
+    try:
+      initial_state = process.initialize()
+      with interrupts.deferred():
+        state, done = loop.run_until_complete(
+            checkpoints.load_latest(initial_state))
+        if state is None:
+          state, done = initial_state, 0
+          loop.run_until_complete(checkpoints.save(state, 0))
+        else:
+          print_fn(f'resuming after round {done} from '
+                   f'{os.path.join(output_dir, CHECKPOINTS)}')
+      start = time.perf_counter()
+      for round_num in range(done + 1, rounds + 1):
+        t0 = time.perf_counter()
+        output = process.next(state, client_datasets_fn(round_num))
+        state = output.state
+        seconds = time.perf_counter() - t0
+        row = flatten_metrics(output.metrics['client_work'], '')
+        row.update(flatten_metrics(output.metrics['aggregator'],
+                                   'aggregator/'))
+        row.update(flatten_metrics(output.metrics['finalizer'], 'finalizer/'))
+        if round_metrics_fn:
+          row.update(round_metrics_fn(round_num))
+        if evaluation_fn and (round_num % eval_every == 0 or
+                              round_num == rounds):
+          row.update(flatten_metrics(
+              evaluation_fn(process.get_model_weights(state)), 'eval/'))
+        row['round_seconds'] = seconds
+        with interrupts.deferred():
+          loop.run_until_complete(release.release(row, round_num))
+          if round_num % checkpoint_every == 0 or round_num == rounds:
+            loop.run_until_complete(checkpoints.save(state, round_num))
+        elapsed = time.perf_counter() - start
+        eta = elapsed / (round_num - done) * (rounds - round_num)
+        print_fn(_progress(round_num, rounds, seconds, eta, row))
+        logging.debug('round %d metrics: %s', round_num, row)
+    finally:
+      loop.close()
   rows = curves.read_rows(os.path.join(output_dir, METRICS_CSV))
   curves.plot(rows, os.path.join(output_dir, CURVES_PNG))
   summary = dict(summary_extra)

@@ -13,7 +13,7 @@ that every worker it starts
   * is stopped by an `atexit` hook on normal exit, exceptions and Ctrl-C; SIGTERM
     is turned into `SystemExit` so that the hook runs then too;
   * takes SIGINT, with which TFF stops it, even where this process was
-    started with SIGINT ignored (a background job);
+    started with SIGINT ignored (a background job) or blocked;
   * writes its logs to /dev/null (or to our stderr when TF logs are on) instead
     of holding our stdout.
 """
@@ -34,6 +34,7 @@ from typing import Optional
 TF_LOGS_ENV = 'FEDMETA_TF_LOGS'
 
 _PR_SET_PDEATHSIG = 1
+_SIG_UNBLOCK = 1
 _STOP_TIMEOUT_S = 5.0
 
 _lock = threading.Lock()
@@ -63,25 +64,36 @@ def _load_libc():
                      use_errno=True)
 
 
+def _sigint_set(libc):
+  """A C `sigset_t` holding SIGINT alone."""
+  sigset = ctypes.create_string_buffer(128)  # >= sizeof(sigset_t) anywhere.
+  libc.sigemptyset(sigset)
+  libc.sigaddset(sigset, signal.SIGINT)
+  return sigset
+
+
 class _GuardedPopen(subprocess.Popen):
   """`subprocess.Popen` for TFF's worker: dies with its parent, never leaks."""
 
   # Resolved in the parent: the forked child must not import or allocate.
   _libc = _load_libc()
   _prctl = _libc.prctl if sys.platform.startswith('linux') else None
+  _sigint = _sigint_set(_libc)
 
   def __init__(self, args, stdout=None, stderr=None, **kwargs):
     del stdout, stderr  # TFF passes ours; the worker must not hold them.
     parent_pid = os.getpid()
-    prctl, reset_signal = self._prctl, self._libc.signal
+    prctl, libc, sigint = self._prctl, self._libc, self._sigint
 
     def die_with_parent():
       # TFF stops a worker with SIGINT and waits for it (when it replaces a
       # context, and in `ServiceManager.__del__`); a worker started from a
-      # background shell inherits SIGINT ignored, and that wait never ends.
-      # libc's signal(): Python's only works in the main thread, and TFF
-      # starts workers from its event-loop thread.
-      reset_signal(signal.SIGINT, signal.SIG_DFL)
+      # background shell inherits SIGINT ignored (or blocked, from some
+      # process supervisors), and that wait never ends. libc's calls:
+      # Python's signal() only works in the main thread, and TFF starts
+      # workers from its event-loop thread.
+      libc.signal(signal.SIGINT, signal.SIG_DFL)
+      libc.sigprocmask(_SIG_UNBLOCK, sigint, None)
       if prctl is not None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
       if os.getppid() != parent_pid:  # The parent died before prctl ran.

@@ -1,8 +1,19 @@
 """TFF worker processes as the tests see them, read from /proc."""
 
 import os
+import signal
 import time
 from typing import Optional
+
+
+def takes_sigint_as_from_a_terminal() -> None:
+  """`preexec_fn` for a child that a test sends SIGINT as Ctrl-C would.
+
+  Neither inherited as ignored (a background job) nor blocked (some CI
+  supervisors) from the test runner.
+  """
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+  signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _stat(pid: int) -> Optional[tuple[str, int]]:

@@ -47,12 +47,10 @@ print('first', *first, flush=True)
 
 
 def _start(mode: str) -> subprocess.Popen:
-  # SIGINT as a terminal delivers it: a child started in the background by a
-  # non-interactive shell would inherit it as ignored.
   return subprocess.Popen(
       [sys.executable, '-c', CHILD, mode], cwd=REPO, text=True,
       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+      preexec_fn=processes.takes_sigint_as_from_a_terminal)
 
 
 def _read_worker_pid(proc: subprocess.Popen) -> int:
@@ -77,13 +75,18 @@ class RuntimeTest(parameterized.TestCase):
                      f'worker {worker} outlived {mode}')
     self.assertNotIn('Exception ignored', stderr)
 
-  def test_replaced_context_stops_its_worker_when_sigint_is_ignored(self):
-    # A background job (`make test &`, a CI runner) starts with SIGINT
-    # ignored, and its children inherit that.
+  @parameterized.named_parameters(
+      # A background job (`make test &`, a CI runner) starts with SIGINT
+      # ignored, and its children inherit that.
+      ('ignored', lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)),
+      # Some process supervisors block it; the mask is inherited too.
+      ('blocked',
+       lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})))
+  def test_replaced_context_stops_its_worker_when_sigint_is(self, preexec):
     proc = subprocess.run(
         [sys.executable, '-c', REPLACE_CONTEXT], cwd=REPO, text=True,
         capture_output=True, timeout=TIMEOUT_S, check=False,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        preexec_fn=preexec)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     first = {int(p) for p in proc.stdout.split()[1:]}
     self.assertLen(first, 1)

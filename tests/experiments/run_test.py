@@ -188,8 +188,7 @@ class RunTest(parameterized.TestCase):
         [sys.executable, '-m', 'experiments.run', *SMALL, '--rounds=500',
          f'--root_output_dir={self.root}', '--experiment_name=i'],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # As a terminal's Ctrl-C: not inherited as ignored from a shell.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=processes.takes_sigint_as_from_a_terminal)
     self.assertTrue(proc.stdout.readline().startswith('round 1/500'))
     workers = processes.live_workers(parent=proc.pid)
     self.assertLen(workers, 1)

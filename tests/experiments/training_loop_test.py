@@ -3,12 +3,15 @@
 import csv
 import os
 import shutil
+import signal
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+import tensorflow_federated as tff
 
 from experiments import curves
 from experiments import training_loop
@@ -105,6 +108,43 @@ class TrainingLoopTest(parameterized.TestCase):
         ['round_0', 'round_5', 'round_6', 'round_7'])
     self.assertEqual(training_loop.last_checkpoint_round(out), 7)
     self.assertIsNone(training_loop.last_checkpoint_round(self._dir()))
+
+
+  def _rounds_and_checkpoint(self, out):
+    rows = curves.read_rows(os.path.join(out, 'metrics.csv'))
+    return ([int(r['round']) for r in rows],
+            training_loop.last_checkpoint_round(out))
+
+  def test_swallowed_ctrl_c_stops_before_the_round_is_written(self):
+    def swallow_ctrl_c(round_num):
+      if round_num == 3:
+        try:  # As C code that calls back into Python may do.
+          signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+          pass
+      return {}
+    out = self._dir()
+    with self.assertRaises(KeyboardInterrupt):
+      self._run('fed_adam', out, rounds=6, round_metrics_fn=swallow_ctrl_c)
+    self.assertEqual(self._rounds_and_checkpoint(out), ([1, 2], 2))
+    self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+
+  def test_ctrl_c_during_a_checkpoint_lets_it_finish(self):
+    save = tff.program.FileProgramStateManager.save
+
+    async def interrupted_save(manager, state, version):
+      if version == 3:
+        signal.raise_signal(signal.SIGINT)
+      await save(manager, state, version)
+
+    out = self._dir()
+    with mock.patch.object(tff.program.FileProgramStateManager, 'save',
+                           interrupted_save):
+      with self.assertRaises(KeyboardInterrupt):
+        self._run('fed_adam', out, rounds=6)
+    self.assertEqual(self._rounds_and_checkpoint(out), ([1, 2, 3], 3))
+    self.assertEmpty([e for e in os.listdir(os.path.join(out, 'checkpoints'))
+                      if 'temp' in e])
 
 
 class FlattenMetricsTest(absltest.TestCase):
