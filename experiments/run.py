@@ -98,6 +98,18 @@ _SHOTS = flags.DEFINE_integer(
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
                                    'Evaluate every this many rounds.',
                                    lower_bound=1)
+_PERSONALIZATION_EVAL = flags.DEFINE_bool(
+    'personalization_eval', False, 'Evaluate a FedAvg-family model as '
+    'meta-learning ones are: adapt it to each held-out client\'s support '
+    'set with --inner_steps SGD steps at --inner_learning_rate and report '
+    'query metrics before and after (the FedMeta paper\'s FedAvg(Meta) '
+    'baseline).')
+_EVAL_INNER_STEPS = flags.DEFINE_integer(
+    'eval_inner_steps', None, 'Adaptation steps on each held-out client at '
+    'evaluation; default --inner_steps.', lower_bound=1)
+_EVAL_CLIENTS = flags.DEFINE_integer(
+    'eval_clients', None, 'Evaluate on the first this many held-out '
+    'clients only (faster; default all).', lower_bound=1)
 _CHECKPOINT_EVERY = flags.DEFINE_integer(
     'checkpoint_every', 1, 'Checkpoint the full process state every this '
     'many rounds (and after the last); rerunning the same command resumes '
@@ -467,11 +479,13 @@ def run_experiment() -> str:
     raise RunError(f'--clients_per_round: {_CLIENTS_PER_ROUND.value} is more '
                    f'than the {num_clients} clients of task {task.name}')
   meta = _ALGORITHM.value in algorithms.META_LEARNING
-  if meta:
+  personalize = meta or _PERSONALIZATION_EVAL.value
+  train, test = task.train, task.test
+  if personalize:
     split = support_query_split(task)
-    train, test = split(task.train), split(task.test)
-  else:
-    train, test = task.train, task.test
+    test = split(test)
+    if meta:
+      train = split(train)
   model_aggregator = build_model_aggregator()
   experiment_name = (_EXPERIMENT_NAME.value or
                      f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
@@ -479,11 +493,11 @@ def run_experiment() -> str:
   set_execution_context()
 
   process = build_process(task.model_fn(), model_aggregator)
-  if meta:
+  if personalize:
     # Meta-learning is evaluated on held-out clients by adapting to each.
     evaluate = algorithms.build_personalization_eval(
         task.model_fn(), inner_learning_rate=_INNER_LEARNING_RATE.value,
-        inner_steps=_INNER_STEPS.value,
+        inner_steps=_EVAL_INNER_STEPS.value or _INNER_STEPS.value,
         learned_rates=_ALGORITHM.value == 'meta_sgd')
   else:
     evaluate = algorithms.build_fed_eval(task.model_fn())
@@ -517,7 +531,7 @@ def run_experiment() -> str:
 
   round_metrics = build_round_metrics(process, num_clients, clients)
   test_datasets = [test.create_tf_dataset_for_client(cid).batch(256)
-                   for cid in test.client_ids]
+                   for cid in test.client_ids[:_EVAL_CLIENTS.value]]
   training_loop.run(
       process=process,
       client_datasets_fn=client_datasets,
@@ -563,7 +577,7 @@ def main(argv):
           'checkpoint', file=sys.stderr)
     sys.exit(130)
   print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json, '
-        'curves.png, tensorboard/, checkpoints/)')
+        'curves.png, model_weights.npz, tensorboard/, checkpoints/)')
 
 
 def run_main():

@@ -25,6 +25,7 @@ from experiments import curves
 METRICS_CSV = 'metrics.csv'
 SUMMARY_JSON = 'summary.json'
 CURVES_PNG = 'curves.png'
+MODEL_WEIGHTS_NPZ = 'model_weights.npz'
 TENSORBOARD = 'tensorboard'
 CHECKPOINTS = 'checkpoints'
 CHECKPOINT_PREFIX = 'round_'
@@ -153,6 +154,26 @@ def _remove_partial_writes(*directories: str) -> None:
           os.remove(path)
 
 
+def save_model_weights(weights, path: str) -> None:
+  """Writes `tff.learning.models.ModelWeights` as npz arrays named
+  trainable/<i> and non_trainable/<i>, atomically."""
+  arrays = {f'{part}/{i}': np.asarray(w)
+            for part in ('trainable', 'non_trainable')
+            for i, w in enumerate(getattr(weights, part))}
+  tmp = path + '.tmp.npz'
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def load_model_weights(path: str):
+  """The `tff.learning.models.ModelWeights` that `save_model_weights` wrote."""
+  with np.load(path) as arrays:
+    parts = {part: [arrays[f'{part}/{i}'] for i in range(sum(
+        k.startswith(part + '/') for k in arrays.files))]
+             for part in ('trainable', 'non_trainable')}
+  return tff.learning.models.ModelWeights(**parts)
+
+
 def state_manager(output_dir: str) -> tff.program.FileProgramStateManager:
   """The manager of `output_dir`'s checkpoints: version r is after round r."""
   return tff.program.FileProgramStateManager(
@@ -189,7 +210,8 @@ def run(
   `checkpoint_every` rounds and after the last (`FileProgramStateManager`,
   checkpoints/round_<r>, round 0 being the initial state). Metrics come
   first: rows after the checkpoint a rerun resumes from are released again,
-  replacing the old ones. At the end it writes summary.json and curves.png.
+  replacing the old ones. At the end it writes summary.json, curves.png and
+  the final model weights, model_weights.npz (`load_model_weights`).
 
   Args:
     process: A `tff.learning.templates.LearningProcess`.
@@ -269,4 +291,6 @@ def run(
   with open(tmp, 'w') as f:
     json.dump(summary, f, indent=2, sort_keys=True)
   os.replace(tmp, os.path.join(output_dir, SUMMARY_JSON))
+  save_model_weights(process.get_model_weights(state),
+                     os.path.join(output_dir, MODEL_WEIGHTS_NPZ))
   return state

@@ -68,20 +68,29 @@ def model_fn():
 
 
 def load(data_dir: str | None = None, *,
-         standardize: str = 'federated') -> task_lib.Task:
-  """The four hospitals; train and test `ClientData` share their names.
+         standardize: str = 'federated',
+         train_on: str = 'federated') -> task_lib.Task:
+  """The four hospitals; test `ClientData` has one client per hospital.
 
   Args:
     data_dir: Folder with `processed.<hospital>.data` (or its parent with a
       `heart_disease/` folder); default `fedmeta.data.files.default_data_dir`.
     standardize: 'federated' (statistics of all hospitals' training rows),
       'client' (each hospital's own) or 'none'.
+    train_on: The training clients: 'federated' (one per hospital, named as
+      the test clients), 'pooled' (one client holding every hospital's
+      training rows) or a hospital's name (that hospital alone): FLamby's
+      federated, pooled and local baselines, tested on the same test sets.
   """
   # pylint: disable-next=g-import-not-at-top
   from sklearn import model_selection
   if standardize not in STANDARDIZE:
     raise task_lib.DataError(
         f'standardize: must be one of {STANDARDIZE}, got {standardize!r}')
+  if train_on not in ('federated', 'pooled') + HOSPITALS:
+    raise task_lib.DataError(
+        f'train_on: must be federated, pooled or one of {HOSPITALS}, got '
+        f'{train_on!r}')
   folder = files.resolve(data_dir, 'heart_disease')
   train, test = [], []
   for hospital in HOSPITALS:
@@ -104,9 +113,16 @@ def load(data_dir: str | None = None, *,
              zip(train, test)]
     train = [(p[0], y) for p, (_, y) in zip(pairs, train)]
     test = [(p[1], y) for p, (_, y) in zip(pairs, test)]
+  train_ids = HOSPITALS
+  if train_on == 'pooled':
+    train_ids = ('pooled',)
+    train = [tuple(np.concatenate(parts) for parts in zip(*train))]
+  elif train_on != 'federated':
+    train_ids = (train_on,)
+    train = [train[HOSPITALS.index(train_on)]]
   return task_lib.Task(
       name='heart_disease',
-      train=task_lib.client_data_from_pairs(train, ids=HOSPITALS),
+      train=task_lib.client_data_from_pairs(train, ids=train_ids),
       test=task_lib.client_data_from_pairs(test, ids=HOSPITALS),
       model_fn=model_fn)
 

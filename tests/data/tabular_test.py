@@ -63,6 +63,23 @@ class HeartDiseaseTest(parameterized.TestCase):
         x = testing.client_arrays_of(task.train, c)['x']
         np.testing.assert_allclose(x.mean(0), 0, atol=1e-5)
 
+  def test_pooled_and_local_training_clients(self):
+    federated = heart_disease.load(DATA)
+    pooled_task = heart_disease.load(DATA, train_on='pooled')
+    self.assertEqual(list(pooled_task.train.client_ids), ['pooled'])
+    np.testing.assert_array_equal(
+        testing.client_arrays_of(pooled_task.train, 'pooled')['x'],
+        pooled(federated.train)[0])
+    local = heart_disease.load(DATA, train_on='va')
+    self.assertEqual(list(local.train.client_ids), ['va'])
+    np.testing.assert_array_equal(
+        testing.client_arrays_of(local.train, 'va')['x'],
+        testing.client_arrays_of(federated.train, 'va')['x'])
+    for task in (pooled_task, local):  # Tested where the federated run is.
+      self.assertEqual(testing.client_sizes(task.test), [104, 89, 16, 45])
+    with self.assertRaisesRegex(DataError, 'train_on: must be'):
+      heart_disease.load(DATA, train_on='mayo')
+
   def test_bad_file(self):
     folder = tempfile.mkdtemp()
     for h in heart_disease.HOSPITALS:

@@ -120,6 +120,13 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(_tensorboard_steps(out, 'eval/loss'), [2, 3])
     with open(os.path.join(out, 'curves.png'), 'rb') as f:
       self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    # The final model, as the last checkpoint holds it.
+    state = _final_state(out)
+    weights = np.load(os.path.join(out, 'model_weights.npz'))
+    self.assertNotEmpty(weights.files)
+    for name in weights.files:
+      self.assertTrue(any(np.array_equal(weights[name], leaf)
+                          for leaf in state), name)
 
   def test_sigkill_then_rerun_equals_uninterrupted_run(self):
     args = [*SMALL, '--algorithm=fed_adam', '--rounds=4',
@@ -274,8 +281,13 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(result.returncode, 0, result.stderr)
     self.assertEqual(result.stdout, '')
 
-  def test_meta_learning_run_reports_personalization(self):
-    result = run('--task=sinusoid', '--num_clients=200', '--algorithm=fed_maml',
+  @parameterized.named_parameters(
+      ('meta_learning', ['--algorithm=fed_maml'], '1000'),
+      # FedAvg(Meta): a FedAvg model adapted to each held-out client.
+      ('fed_avg', ['--algorithm=fed_avg', '--personalization_eval',
+                   '--eval_inner_steps=3', '--eval_clients=50'], '50'))
+  def test_run_reports_personalization(self, algorithm_flags, eval_clients):
+    result = run('--task=sinusoid', '--num_clients=200', *algorithm_flags,
                  '--rounds=2', '--clients_per_round=3', '--inner_steps=2',
                  f'--root_output_dir={self.root}', '--experiment_name=m')
     self.assertEqual(result.returncode, 0, result.stderr)
@@ -285,7 +297,9 @@ class RunTest(parameterized.TestCase):
     for stage in ('before', 'after'):
       for stat in ('mean', 'p10', 'p50', 'p90'):
         self.assertGreater(float(rows[-1][f'eval/{stage}/loss/{stat}']), 0)
-    self.assertEqual(rows[-1]['eval/num_clients'], '1000')
+    self.assertLess(float(rows[-1]['eval/after/loss/mean']),
+                    float(rows[-1]['eval/before/loss/mean']))
+    self.assertEqual(rows[-1]['eval/num_clients'], eval_clients)
 
   def test_dp_run_with_every_client_dropping_reports_epsilon(self):
     result = run(*SMALL, '--rounds=2', '--dp_noise_multiplier=1.0',

@@ -75,6 +75,9 @@ class TrainingLoopTest(parameterized.TestCase):
     self.assertEqual(lines[0], 'resuming after round 2 from '
                      f'{os.path.join(out, "checkpoints")}')
     self.assertEqual(testing.max_abs_diff(whole, resumed), 0.0)
+    saved = training_loop.load_model_weights(
+        os.path.join(out, 'model_weights.npz'))
+    self.assertEqual(testing.max_abs_diff(resumed, saved), 0.0)
     with open(os.path.join(out, 'metrics.csv')) as f:
       self.assertEqual([r['round'] for r in csv.DictReader(f)],
                        ['1', '2', '3', '4', '5'])
@@ -110,6 +113,12 @@ class TrainingLoopTest(parameterized.TestCase):
     self.assertIsNone(training_loop.last_checkpoint_round(self._dir()))
 
 
+  def _take_ctrl_c(self):
+    # As from a terminal: a background job (CI) starts with SIGINT ignored,
+    # and Python then installs no handler of its own.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    self.addCleanup(signal.signal, signal.SIGINT, previous)
+
   def _rounds_and_checkpoint(self, out):
     rows = curves.read_rows(os.path.join(out, 'metrics.csv'))
     return ([int(r['round']) for r in rows],
@@ -123,6 +132,7 @@ class TrainingLoopTest(parameterized.TestCase):
         except KeyboardInterrupt:
           pass
       return {}
+    self._take_ctrl_c()
     out = self._dir()
     with self.assertRaises(KeyboardInterrupt):
       self._run('fed_adam', out, rounds=6, round_metrics_fn=swallow_ctrl_c)
@@ -137,6 +147,7 @@ class TrainingLoopTest(parameterized.TestCase):
         signal.raise_signal(signal.SIGINT)
       await save(manager, state, version)
 
+    self._take_ctrl_c()
     out = self._dir()
     with mock.patch.object(tff.program.FileProgramStateManager, 'save',
                            interrupted_save):

@@ -1,0 +1,191 @@
+r"""Runs a study of `studies.STUDIES` through the runner; writes its table.
+
+  python -m experiments.reproduce.reproduce --study=heart_disease [--full]
+
+Each run is `python -m experiments.run --flagfile=experiments/configs/<c>.flags
+...` in a subprocess, under <root_output_dir>/<study>/<short|full>/<run>/ (the
+runner's outputs: metrics.csv, curves.png, summary.json, checkpoints). A
+finished run is reused and an interrupted one resumes, as the runner does.
+Then it writes, next to the runs:
+  * curves.png: each row's column against round, one line per row;
+  * table.md: per row, the paper's figure, fedmeta's (last evaluation), the
+    budget (rounds x clients per round), the communication to the study's
+    target (rounds, MB both ways) and the command.
+"""
+
+import csv
+import importlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+from matplotlib import figure
+
+from experiments.reproduce import studies
+
+_STUDY = flags.DEFINE_enum('study', None, list(studies.STUDIES),
+                           'The study to run.')
+_FULL = flags.DEFINE_bool(
+    'full', False, 'Run the configs as committed (the paper\'s budget: '
+    'hours to days on 2 cores) instead of the short version.')
+_ROOT = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_reproduce',
+                            'Where the runs and the table go.')
+_RUNS = flags.DEFINE_list('runs', None,
+                          'Only these runs of the study (default all).')
+
+# Evaluations of a finished run's final model (model_weights.npz): modules
+# whose `evaluate(run_dir)` returns metrics, kept in <run dir>/<name>.json.
+# Imported when used: they load TFF, which the driver itself does not need.
+EVALUATIONS = {
+    'omniglot_all_runs': 'experiments.reproduce.omniglot_all_runs',
+}
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def command(run: studies.Run, extra: tuple, out: str) -> list[str]:
+  return ['python', '-m', 'experiments.run',
+          f'--flagfile=experiments/configs/{run.config}.flags', *run.flags,
+          *extra, f'--root_output_dir={out}', f'--experiment_name={run.name}']
+
+
+def _finished(run_dir: str) -> bool:
+  path = os.path.join(run_dir, 'summary.json')
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    summary = json.load(f)
+  return summary['final_metrics']['round'] == summary['flags']['rounds']
+
+
+def run_one(argv: list[str], run_dir: str) -> None:
+  """Runs the runner unless its run is finished; exits on its failure."""
+  if _finished(run_dir):
+    print(f'{run_dir}: finished, reused', flush=True)
+    return
+  print('$ ' + shlex.join(argv), flush=True)
+  result = subprocess.run([sys.executable, *argv[1:]], cwd=REPO, check=False)
+  if result.returncode:
+    sys.exit(f'error: run {os.path.basename(run_dir)} failed (exit '
+             f'{result.returncode}); rerun to resume it')
+
+
+def evaluate_once(run: studies.Run, run_dir: str) -> None:
+  path = os.path.join(run_dir, f'{run.evaluation}.json')
+  if run.evaluation and not os.path.exists(path):
+    module = importlib.import_module(EVALUATIONS[run.evaluation])
+    metrics = module.evaluate(run_dir)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(metrics, f, indent=2)
+    os.replace(path + '.tmp', path)
+
+
+def _series(rows: list[dict], column: str) -> list[tuple[int, float]]:
+  return [(int(r['round']), float(r[column])) for r in rows
+          if r.get(column) not in (None, '')]
+
+
+def to_target(rows: list[dict], column: str, target: float,
+              lower: bool) -> str:
+  """'rounds / MB' up to the first evaluation that reaches `target`."""
+  megabytes = 0.0
+  for r in rows:
+    megabytes += (float(r['bytes/server_to_client']) +
+                  float(r['bytes/client_to_server'])) / 1e6
+    value = r.get(column)
+    if value not in (None, '') and (
+        float(value) <= target if lower else float(value) >= target):
+      return f'{r["round"]} / {megabytes:.1f} MB'
+  return 'not reached'
+
+
+def table(study: studies.Study, out: str, extra: tuple) -> str:
+  """The study's markdown table, from the runs' outputs under `out`."""
+  relation = '<=' if study.lower_is_better else '>='
+  communication = ('' if study.target is None else
+                   f' rounds / MB to {relation} {study.target} |')
+  lines = [
+      f'## {study.title}', '', f'Paper: {study.paper}', '',
+      '| row | column | paper | fedmeta | budget (rounds x clients) |'
+      f'{communication} command |',
+      '|---|---|---|---|---|' + ('---|' if communication else '') + '---|']
+  for run in study.runs:
+    run_dir = os.path.join(out, run.name)
+    if not os.path.exists(os.path.join(run_dir, 'summary.json')):
+      continue
+    with open(os.path.join(run_dir, 'metrics.csv'), newline='') as f:
+      rows = list(csv.DictReader(f))
+    with open(os.path.join(run_dir, 'summary.json')) as f:
+      run_flags = json.load(f)['flags']
+    evaluated = {}
+    if run.evaluation:
+      with open(os.path.join(run_dir, f'{run.evaluation}.json')) as f:
+        evaluated = json.load(f)
+    budget = f'{run_flags["rounds"]} x {run_flags["clients_per_round"]}'
+    cmd = shlex.join(command(run, extra, out))
+    for row in run.rows:
+      points = _series(rows, row.column)
+      if row.column in evaluated:
+        value = f'{evaluated[row.column]:.4f}'
+      else:
+        value = f'{points[-1][1]:.4f}' if points else 'n/a'
+      reached = ('' if study.target is None else ' ' + to_target(
+          rows, row.column, study.target, study.lower_is_better) + ' |')
+      lines.append(f'| {row.label} | `{row.column}` | {row.paper} | {value} '
+                   f'| {budget} |{reached} `{cmd}` |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(study: studies.Study, out: str, path: str) -> None:
+  fig = figure.Figure(figsize=(7, 4.5))
+  ax = fig.subplots()
+  for run in study.runs:
+    metrics = os.path.join(out, run.name, 'metrics.csv')
+    if not os.path.exists(metrics):
+      continue
+    with open(metrics, newline='') as f:
+      rows = list(csv.DictReader(f))
+    for row in run.rows:
+      points = _series(rows, row.column)
+      if points:
+        ax.plot(*zip(*points), marker='.', label=row.label)
+  ax.set_xlabel('round')
+  ax.set_title(study.title[:80], fontsize='small')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize='x-small')
+  fig.tight_layout()
+  fig.savefig(path + '.tmp.png', dpi=100)
+  os.replace(path + '.tmp.png', path)
+
+
+def main(argv):
+  del argv
+  study = studies.STUDIES[_STUDY.value]
+  extra = () if _FULL.value else study.short
+  out = os.path.join(_ROOT.value, _STUDY.value,
+                     'full' if _FULL.value else 'short')
+  os.makedirs(out, exist_ok=True)
+  names = [r.name for r in study.runs]
+  for name in _RUNS.value or ():
+    if name not in names:
+      raise app.UsageError(f'--runs: {name!r} is not a run of study '
+                           f'{_STUDY.value}: {", ".join(names)}')
+  for run in study.runs:
+    if not _RUNS.value or run.name in _RUNS.value:
+      run_one(command(run, extra, out), os.path.join(out, run.name))
+      evaluate_once(run, os.path.join(out, run.name))
+  plot(study, out, os.path.join(out, 'curves.png'))
+  text = table(study, out, extra)
+  with open(os.path.join(out, 'table.md'), 'w') as f:
+    f.write(text)
+  print(text)
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('study')
+  app.run(main)

@@ -1,0 +1,185 @@
+"""The published results fedmeta reproduces, each a set of runner runs.
+
+A run is a committed flag file under experiments/configs/ plus flags added
+after it (absl: the later value wins). `short` flags are added too unless the
+full version is asked for: fewer rounds and fewer held-out clients evaluated,
+so that a study runs in minutes on 2 cores. A run gives one table row per
+(label, metrics.csv column) it reports; `paper` is what the paper reports for
+that row, in the paper's own terms.
+"""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  label: str
+  column: str
+  paper: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  name: str
+  config: str
+  flags: tuple[str, ...] = ()
+  rows: tuple[Row, ...] = ()
+  # A name of `reproduce.EVALUATIONS`: more metrics of the final model, for
+  # rows whose column metrics.csv lacks.
+  evaluation: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  title: str
+  paper: str
+  runs: tuple[Run, ...]
+  short: tuple[str, ...]
+  # For the communication column: the first evaluated round whose value of
+  # the row's column reaches it (below it where `lower_is_better`).
+  target: Optional[float] = None
+  lower_is_better: bool = False
+
+
+def _after(metric):
+  return f'eval/after/{metric}/mean'
+
+
+def _before(metric):
+  return f'eval/before/{metric}/mean'
+
+
+ACC = 'sparse_categorical_accuracy'
+
+
+def _fedmeta_runs(task: str, inner_flags: tuple[str, ...]) -> tuple[Run, ...]:
+  """FedMeta's comparison: FedAvg, FedAvg(Meta), FedMeta (MAML, Meta-SGD);
+  `inner_flags` give FedAvg(Meta)'s fine-tuning the meta-learners' steps."""
+  return (
+      Run('fed_avg', f'{task}_fed_avg',
+          ('--personalization_eval', '--support_fraction=0.2', *inner_flags),
+          rows=(Row('FedAvg', _before(ACC), 'baseline'),
+                Row('FedAvg(Meta): FedAvg + fine-tune', _after(ACC),
+                    'about FedAvg'))),
+      Run('fed_maml', f'{task}_fed_maml', rows=(
+          Row('FedMeta (MAML)', _after(ACC), 'above FedAvg'),)),
+      Run('meta_sgd', f'{task}_meta_sgd', rows=(
+          Row('FedMeta (Meta-SGD)', _after(ACC),
+              'above FedAvg (its best: +3.23% to +14.84%)'),)),
+  )
+_OMNIGLOT_PAPER = {  # 5-way accuracy, 1-shot / 5-shot, as published.
+    'fed_maml': ('98.7 +- 0.4% (MAML, Finn et al. 2017)',
+                 '99.9 +- 0.1% (MAML)'),
+    'fo_maml': ('98.3 +- 0.5% (first-order MAML, Finn et al. 2017)',
+                '99.2 +- 0.2%'),
+    'reptile': ('97.68 +- 0.04% (Reptile, transductive, Nichol et al. 2018)',
+                '99.48 +- 0.06%'),
+    'meta_sgd': ('99.53 +- 0.26% (Meta-SGD, Li et al. 2017)',
+                 '99.93 +- 0.09%'),
+}
+_FEDMETA_CLAIM = ('FedMeta (Chen et al. 2018): FedMeta +3.23% to +14.84% '
+                  'accuracy over FedAvg across its datasets, 2.82-4.33x less '
+                  'communication to a target accuracy')
+
+STUDIES = {
+    'maml_sinusoid': Study(
+        title='MAML sinusoid regression, K = 10 (Finn et al. 2017, sec. 5.1)',
+        paper='https://arxiv.org/abs/1703.03400 Fig. 3 (curves, no table): '
+              'MAML adapts with lower MSE than a model pretrained on all '
+              'tasks, after 1 step and after 10',
+        runs=tuple(
+            Run(name + suffix, config, flags, rows=(
+                Row(f'{label}, {steps}', _after('loss'), paper),))
+            for name, config, label, paper in (
+                ('fed_maml', 'maml_sinusoid', 'fed MAML',
+                 'MAML < pretrained (Fig. 3)'),
+                ('fed_avg', 'maml_sinusoid_fed_avg', 'FedAvg+fine-tune',
+                 'pretrained, fine-tuned (Fig. 3)'))
+            for suffix, flags, steps in (
+                ('', (), '1 step'),
+                ('_10_steps', ('--eval_inner_steps=10',), '10 steps'))),
+        short=('--rounds=300', '--clients_per_round=10', '--eval_every=100',
+               '--checkpoint_every=100', '--eval_clients=100'),
+        target=2.0, lower_is_better=True),
+    'omniglot': Study(
+        title='Omniglot 5-way 1-shot and 5-shot, meta-trained on the '
+              'background-small alphabets, tested on the evaluation ones',
+        paper='MAML https://arxiv.org/abs/1703.03400 Table 1; Reptile '
+              'https://arxiv.org/abs/1803.02999 Table 1; Meta-SGD '
+              'https://arxiv.org/abs/1707.09835 Table 1 (all trained on the '
+              '1,200-character background split, not background-small)',
+        runs=tuple(
+            Run(f'{shots}shot_{algorithm}',
+                f'omniglot_5way_{shots}shot_{algorithm}', rows=(
+                    Row(f'{algorithm}, 5-way {shots}-shot', _after(ACC),
+                        _OMNIGLOT_PAPER[algorithm][shots == 5]),))
+            for shots in (1, 5)
+            for algorithm in ('fed_maml', 'fo_maml', 'reptile', 'meta_sgd')
+        ) + (
+            Run('20way_1shot_fed_maml', 'omniglot_20way_1shot_fed_maml',
+                rows=(Row('fed_maml, 20-way 1-shot, held-out characters',
+                          _after(ACC), '95.8 +- 0.3% (MAML)'),
+                      Row('fed_maml, 20-way 1-shot, official all_runs',
+                          'all_runs/accuracy',
+                          '95.8 +- 0.3% (MAML, on its own split)')),
+                evaluation='omniglot_all_runs'),),
+        short=('--rounds=30', '--clients_per_round=8', '--eval_every=15',
+               '--checkpoint_every=15', '--eval_clients=100')),
+    'fedprox_synthetic': Study(
+        title='FedProx synthetic data: FedAvg vs FedProx (mu = 1), lr 0.01, '
+              '10 clients a round, batch 10, 20 local epochs',
+        paper='https://arxiv.org/abs/1812.06127 Fig. 2 (curves): FedProx '
+              'with mu = 1 trains more stably than FedAvg, the more so the '
+              'more heterogeneous the data (IID: the same)',
+        runs=tuple(
+            Run(f'{data}_{algorithm}', f'fedprox_synthetic_{data}_{algorithm}',
+                rows=(Row(f'{data} {name}, test accuracy', f'eval/{ACC}'),
+                      Row(f'{data} {name}, train loss', 'train/loss')))
+            for data in ('iid', '0_0', '0.5_0.5', '1_1')
+            for algorithm, name in (('fed_avg', 'FedAvg'),
+                                    ('fed_prox', 'FedProx'))),
+        short=('--rounds=20', '--client_epochs=2', '--eval_every=5',
+               '--checkpoint_every=10')),
+    'femnist': Study(
+        title='FEMNIST by writer (LEAF subset), FedMeta protocol: support '
+              '0.2 / query 0.8, 4 clients a round, batch 10, Adam, inner / '
+              'outer lr 1e-3 / 1e-4, 5 inner steps, held-out writers',
+        paper='https://arxiv.org/abs/1802.07876 Table 2 and Fig. 3; '
+              + _FEDMETA_CLAIM,
+        runs=_fedmeta_runs('femnist', ('--inner_steps=5',
+                                        '--inner_learning_rate=0.001')),
+        short=('--rounds=100', '--eval_every=50', '--checkpoint_every=50',
+               '--eval_clients=50'),
+        target=0.5),
+    'heart_disease': Study(
+        title='Fed-Heart-Disease (4 hospitals): FedAvg and FedProx vs each '
+              'hospital alone vs pooled; accuracy on all hospitals\' test sets',
+        paper='FLamby (du Terrail et al. 2022, https://arxiv.org/abs/'
+              '2210.04620) Fig. 3: federated strategies close to pooled '
+              'training; local models of small hospitals well below',
+        runs=(
+            Run('fed_avg', 'heart_disease_fed_avg', rows=(
+                Row('FedAvg', 'eval/binary_accuracy', 'close to pooled'),)),
+            Run('fed_prox', 'heart_disease_fed_prox', rows=(
+                Row('FedProx', 'eval/binary_accuracy', 'close to pooled'),)),
+            Run('pooled', 'heart_disease_fed_avg',
+                ('--task_option=train_on=pooled', '--clients_per_round=1'),
+                rows=(Row('pooled', 'eval/binary_accuracy', 'upper bound'),)),
+        ) + tuple(
+            Run(f'local_{hospital}', 'heart_disease_fed_avg',
+                (f'--task_option=train_on={hospital}',
+                 '--clients_per_round=1'),
+                rows=(Row(f'{hospital} alone', 'eval/binary_accuracy',
+                          'local baseline, below federated'),))
+            for hospital in ('cleveland', 'hungarian', 'switzerland', 'va')),
+        short=()),
+    'shakespeare': Study(
+        title='Shakespeare by role, FedMeta protocol: roles 0.8 / 0.2 train '
+              '/ held-out, support 0.2 / query 0.8, 4 clients a round, batch '
+              '10, Adam, inner / outer lr 0.1 / 0.01, 1 inner step',
+        paper='https://arxiv.org/abs/1802.07876 Table 2; ' + _FEDMETA_CLAIM,
+        runs=_fedmeta_runs('shakespeare', ('--inner_learning_rate=0.1',)),
+        short=('--rounds=4', '--eval_every=4', '--eval_clients=8'),
+        target=0.2),
+}

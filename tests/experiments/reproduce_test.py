@@ -1,0 +1,67 @@
+"""The reproduction driver's bookkeeping (the runs themselves are the
+runner's, tested in run_test; the studies take minutes to hours)."""
+
+import csv
+import json
+import os
+import tempfile
+
+from absl.testing import absltest
+
+from experiments.reproduce import reproduce
+from experiments.reproduce import studies
+
+ROWS = [
+    {'round': '1', 'bytes/server_to_client': '1000000',
+     'bytes/client_to_server': '500000', 'eval/acc': '0.40'},
+    {'round': '2', 'bytes/server_to_client': '1000000',
+     'bytes/client_to_server': '500000', 'eval/acc': ''},
+    {'round': '3', 'bytes/server_to_client': '1000000',
+     'bytes/client_to_server': '500000', 'eval/acc': '0.70'},
+]
+
+
+class ReproduceTest(absltest.TestCase):
+
+  def test_every_run_names_a_committed_config(self):
+    for name, study in studies.STUDIES.items():
+      for run in study.runs:
+        path = os.path.join(reproduce.REPO, 'experiments', 'configs',
+                            f'{run.config}.flags')
+        self.assertTrue(os.path.exists(path), f'{name}/{run.name}: {path}')
+        self.assertNotEmpty(run.rows, f'{name}/{run.name}')
+        if run.evaluation:
+          self.assertIn(run.evaluation, reproduce.EVALUATIONS)
+
+  def test_communication_to_target_counts_both_ways_up_to_it(self):
+    self.assertEqual(reproduce.to_target(ROWS, 'eval/acc', 0.5, False),
+                     '3 / 4.5 MB')
+    self.assertEqual(reproduce.to_target(ROWS, 'eval/acc', 0.4, False),
+                     '1 / 1.5 MB')
+    self.assertEqual(reproduce.to_target(ROWS, 'eval/acc', 0.3, True),
+                     'not reached')
+
+  def test_table_row_has_last_evaluation_budget_and_command(self):
+    out = tempfile.mkdtemp()
+    run = studies.Run('a', 'demo', ('--rounds=3',),
+                      (studies.Row('A', 'eval/acc', '0.9 (paper)'),))
+    study = studies.Study('T', 'P', (run,), short=('--eval_every=1',),
+                          target=0.5)
+    os.makedirs(os.path.join(out, 'a'))
+    with open(os.path.join(out, 'a', 'metrics.csv'), 'w', newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=list(ROWS[0]))
+      writer.writeheader()
+      writer.writerows(ROWS)
+    with open(os.path.join(out, 'a', 'summary.json'), 'w') as f:
+      json.dump({'flags': {'rounds': 3, 'clients_per_round': 4}}, f)
+    lines = reproduce.table(study, out, study.short).splitlines()
+    self.assertEqual(
+        lines[-1],
+        '| A | `eval/acc` | 0.9 (paper) | 0.7000 | 3 x 4 | 3 / 4.5 MB | '
+        '`python -m experiments.run --flagfile=experiments/configs/demo.flags'
+        f' --rounds=3 --eval_every=1 --root_output_dir={out} '
+        '--experiment_name=a` |')
+
+
+if __name__ == '__main__':
+  absltest.main()
