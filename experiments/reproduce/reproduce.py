@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -69,10 +70,19 @@ def run_one(argv: list[str], run_dir: str) -> None:
     print(f'{run_dir}: finished, reused', flush=True)
     return
   print('$ ' + shlex.join(argv), flush=True)
-  result = subprocess.run([sys.executable, *argv[1:]], cwd=REPO, check=False)
-  if result.returncode:
+  # In a session of its own, so that a terminal's Ctrl-C reaches it once,
+  # from here: a second SIGINT would stop it in the middle of a write.
+  proc = subprocess.Popen([sys.executable, *argv[1:]], cwd=REPO,
+                          start_new_session=True)
+  try:
+    returncode = proc.wait()
+  except KeyboardInterrupt:
+    proc.send_signal(signal.SIGINT)
+    proc.wait()
+    raise
+  if returncode:
     sys.exit(f'error: run {os.path.basename(run_dir)} failed (exit '
-             f'{result.returncode}); rerun to resume it')
+             f'{returncode}); rerun to resume it')
 
 
 def evaluate_once(run: studies.Run, run_dir: str) -> None:
@@ -175,10 +185,14 @@ def main(argv):
     if name not in names:
       raise app.UsageError(f'--runs: {name!r} is not a run of study '
                            f'{_STUDY.value}: {", ".join(names)}')
-  for run in study.runs:
-    if not _RUNS.value or run.name in _RUNS.value:
-      run_one(command(run, extra, out), os.path.join(out, run.name))
-      evaluate_once(run, os.path.join(out, run.name))
+  try:
+    for run in study.runs:
+      if not _RUNS.value or run.name in _RUNS.value:
+        run_one(command(run, extra, out), os.path.join(out, run.name))
+        evaluate_once(run, os.path.join(out, run.name))
+  except KeyboardInterrupt:
+    print('interrupted; rerun the same command to resume', file=sys.stderr)
+    sys.exit(130)
   plot(study, out, os.path.join(out, 'curves.png'))
   text = table(study, out, extra)
   with open(os.path.join(out, 'table.md'), 'w') as f:
