@@ -133,8 +133,9 @@ def table(study: studies.Study, out: str, extra: tuple) -> str:
     with open(os.path.join(run_dir, 'summary.json')) as f:
       run_flags = json.load(f)['flags']
     evaluated = {}
-    if run.evaluation:
-      with open(os.path.join(run_dir, f'{run.evaluation}.json')) as f:
+    evaluation_json = os.path.join(run_dir, f'{run.evaluation}.json')
+    if run.evaluation and os.path.exists(evaluation_json):
+      with open(evaluation_json) as f:
         evaluated = json.load(f)
     budget = f'{run_flags["rounds"]} x {run_flags["clients_per_round"]}'
     cmd = shlex.join(command(run, extra, out))
