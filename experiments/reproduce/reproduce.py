@@ -13,7 +13,6 @@ Then it writes, next to the runs:
     target (rounds, MB both ways) and the command.
 """
 
-import csv
 import importlib
 import json
 import os
@@ -26,6 +25,7 @@ from absl import app
 from absl import flags
 from matplotlib import figure
 
+from experiments import curves
 from experiments.reproduce import studies
 
 _STUDY = flags.DEFINE_enum('study', None, list(studies.STUDIES),
@@ -128,8 +128,7 @@ def table(study: studies.Study, out: str, extra: tuple) -> str:
     run_dir = os.path.join(out, run.name)
     if not os.path.exists(os.path.join(run_dir, 'summary.json')):
       continue
-    with open(os.path.join(run_dir, 'metrics.csv'), newline='') as f:
-      rows = list(csv.DictReader(f))
+    rows = curves.read_rows(os.path.join(run_dir, 'metrics.csv'))
     with open(os.path.join(run_dir, 'summary.json')) as f:
       run_flags = json.load(f)['flags']
     evaluated = {}
@@ -159,8 +158,7 @@ def plot(study: studies.Study, out: str, path: str) -> None:
     metrics = os.path.join(out, run.name, 'metrics.csv')
     if not os.path.exists(metrics):
       continue
-    with open(metrics, newline='') as f:
-      rows = list(csv.DictReader(f))
+    rows = curves.read_rows(metrics)
     for row in run.rows:
       points = _series(rows, row.column)
       if points:
