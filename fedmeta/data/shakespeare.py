@@ -5,7 +5,9 @@ FedAvg paper's Shakespeare task, McMahan et al. 2017).
 Reads `tinyshakespeare.txt` (`SPEAKER:` lines, each after a blank line,
 then the speech). A role is a speaker name (the file does not mark plays);
 its speeches are joined with newlines. Examples are every window of 80
-characters with the next character as target (stride 1). By default each
+characters with the next character as target (LEAF's stride 1; `stride` 81
+gives non-overlapping windows, as TFF's Shakespeare tutorial makes). By
+default each
 role's text is cut at 80%: windows of the first part train, windows of the
 rest test, so no character is in both; roles with fewer than `min_lines`
 lines or whose test part has no full window are dropped. With
@@ -151,19 +153,22 @@ def model_fn() -> tff.learning.models.FunctionalModel:
                   'y': tf.TensorSpec([None], tf.int32)})
 
 
-def _windows(codes: np.ndarray) -> tf.data.Dataset:
-  frames = tf.signal.frame(tf.constant(codes, tf.int32), SEQUENCE_LENGTH + 1, 1)
+def _windows(codes: np.ndarray, stride: int) -> tf.data.Dataset:
+  frames = tf.signal.frame(tf.constant(codes, tf.int32), SEQUENCE_LENGTH + 1,
+                           stride)
   return tf.data.Dataset.from_tensor_slices(
       {'x': frames[:, :SEQUENCE_LENGTH], 'y': frames[:, SEQUENCE_LENGTH]})
 
 
-def _client_data(texts: dict[str, np.ndarray]) -> task_lib.LazyClientData:
-  return task_lib.LazyClientData(list(texts), lambda cid: _windows(texts[cid]))
+def _client_data(texts: dict[str, np.ndarray],
+                 stride: int) -> task_lib.LazyClientData:
+  return task_lib.LazyClientData(list(texts),
+                                 lambda cid: _windows(texts[cid], stride))
 
 
 def load(data_dir: str | None = None, *, min_lines: int = 10,
          test_fraction: float = 0.2, heldout_roles: float = 0.0,
-         seed: int = 0, cache_dir: str | None = None) -> task_lib.Task:
+         stride: int = 1, seed: int = 0, cache_dir: str | None = None) -> task_lib.Task:
   """Roles as clients.
 
   Args:
@@ -173,6 +178,7 @@ def load(data_dir: str | None = None, *, min_lines: int = 10,
     test_fraction: Share of each role's text (its end) for testing.
     heldout_roles: If > 0, this share of roles (seeded) are the test
       clients, with all their text, and `test_fraction` is unused.
+    stride: Characters between the starts of consecutive windows.
     seed: Seed of the held-out role draw.
     cache_dir: Cache of the parsed roles; see `fedmeta.data.files.cached`.
   """
@@ -180,6 +186,8 @@ def load(data_dir: str | None = None, *, min_lines: int = 10,
     raise task_lib.DataError(
         f'test_fraction, heldout_roles: must be in (0, 1) and [0, 1), got '
         f'{test_fraction}, {heldout_roles}')
+  if stride < 1:
+    raise task_lib.DataError(f'stride: must be >= 1, got {stride}')
   path = files.require(f'{files.resolve(data_dir, "shakespeare")}/{FILE}',
                        'Shakespeare text')
   arrays = files.cached('shakespeare', [path], {'min_lines': min_lines},
@@ -205,5 +213,5 @@ def load(data_dir: str | None = None, *, min_lines: int = 10,
   if not train or not test:
     raise task_lib.DataError(f'{path}: no role long enough for 81-character '
                              'windows on both sides of the split')
-  return task_lib.Task(name='shakespeare', train=_client_data(train),
-                       test=_client_data(test), model_fn=model_fn)
+  return task_lib.Task(name='shakespeare', train=_client_data(train, stride),
+                       test=_client_data(test, stride), model_fn=model_fn)

@@ -50,6 +50,20 @@ class ShakespeareTest(absltest.TestCase):
     self.assertLen(a_test['y'], 591 - 473 - 80)
     self.assertTrue(np.all(a_test['x'] == shakespeare.VOCABULARY.index('z')))
 
+  def test_stride_keeps_every_strideth_window(self):
+    every = testing.client_arrays_of(shakespeare.load(DATA).train, 'MENENIUS')
+    apart = testing.client_arrays_of(
+        shakespeare.load(DATA, stride=81).train, 'MENENIUS')
+    self.assertLen(apart['y'], (len(every['y']) - 1) // 81 + 1)
+    np.testing.assert_array_equal(apart['x'], every['x'][::81])
+    np.testing.assert_array_equal(apart['y'], every['y'][::81])
+    # Non-overlapping: the windows and their targets tile the role's text.
+    text = np.concatenate([every['x'][0], every['y']])
+    tiles = np.concatenate([apart['x'], apart['y'][:, None]], axis=1)
+    np.testing.assert_array_equal(tiles.ravel(), text[:tiles.size])
+    with self.assertRaisesRegex(DataError, 'stride: must be >= 1, got 0'):
+      shakespeare.load(DATA, stride=0)
+
   def test_heldout_roles_are_disjoint(self):
     task = shakespeare.load(DATA, heldout_roles=0.1, seed=1)
     self.assertEmpty(set(task.train.client_ids) & set(task.test.client_ids))
