@@ -5,10 +5,13 @@ Each of the 20 runs holds one training image of each of 20 characters and
 (one-shot support set) with the run's inner steps and rate, then classifies
 the test images (query set): `fedmeta.algorithms.build_personalization_eval`,
 as the runner evaluates held-out clients.
+
+  python -m experiments.reproduce.omniglot_all_runs <run dir> <output json>
 """
 
 import json
 import os
+import sys
 
 import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 import numpy as np
@@ -53,3 +56,10 @@ def evaluate(run_dir: str, data_dir=None) -> dict:
       'sparse_categorical_accuracy']
   return {f'all_runs/accuracy{"" if stat == "mean" else "/" + stat}': value
           for stat, value in after.items()}
+
+
+if __name__ == '__main__':
+  _, run_directory, output = sys.argv
+  with open(output + '.tmp', 'w') as f:
+    json.dump(evaluate(run_directory), f, indent=2)
+  os.replace(output + '.tmp', output)

@@ -13,7 +13,6 @@ Then it writes, next to the runs:
     target (rounds, MB both ways) and the command.
 """
 
-import importlib
 import json
 import os
 import shlex
@@ -39,8 +38,8 @@ _RUNS = flags.DEFINE_list('runs', None,
                           'Only these runs of the study (default all).')
 
 # Evaluations of a finished run's final model (model_weights.npz): modules
-# whose `evaluate(run_dir)` returns metrics, kept in <run dir>/<name>.json.
-# Imported when used: they load TFF, which the driver itself does not need.
+# run as `python -m <module> <run dir> <output json>`, which write metrics to
+# <run dir>/<name>.json.
 EVALUATIONS = {
     'omniglot_all_runs': 'experiments.reproduce.omniglot_all_runs',
 }
@@ -88,11 +87,15 @@ def run_one(argv: list[str], run_dir: str) -> None:
 def evaluate_once(run: studies.Run, run_dir: str) -> None:
   path = os.path.join(run_dir, f'{run.evaluation}.json')
   if run.evaluation and not os.path.exists(path):
-    module = importlib.import_module(EVALUATIONS[run.evaluation])
-    metrics = module.evaluate(run_dir)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(metrics, f, indent=2)
-    os.replace(path + '.tmp', path)
+    # In a process of its own, like the runs: Keras cannot build the model
+    # in this one once absl's main is running ("Output tensors of a
+    # Sequential model must be the output of a TensorFlow Layer").
+    returncode = subprocess.call(
+        [sys.executable, '-m', EVALUATIONS[run.evaluation], run_dir, path],
+        cwd=REPO)
+    if returncode:
+      sys.exit(f'error: evaluation {run.evaluation} of run '
+               f'{os.path.basename(run_dir)} failed (exit {returncode})')
 
 
 def _series(rows: list[dict], column: str) -> list[tuple[int, float]]:

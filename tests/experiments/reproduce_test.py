@@ -33,6 +33,16 @@ class ReproduceTest(absltest.TestCase):
         if run.evaluation:
           self.assertIn(run.evaluation, reproduce.EVALUATIONS)
 
+  def test_failed_evaluation_exits_with_one_line(self):
+    run = studies.Run('r', 'demo', evaluation='omniglot_all_runs')
+    run_dir = os.path.join(tempfile.mkdtemp(), 'r')  # No run in it.
+    with self.assertRaisesRegex(
+        SystemExit, r'^error: evaluation omniglot_all_runs of run r failed '
+        r'\(exit 1\)$'):
+      reproduce.evaluate_once(run, run_dir)
+    self.assertFalse(os.path.exists(
+        os.path.join(run_dir, 'omniglot_all_runs.json')))
+
   def test_communication_to_target_counts_both_ways_up_to_it(self):
     self.assertEqual(reproduce.to_target(ROWS, 'eval/acc', 0.5, False),
                      '3 / 4.5 MB')
