@@ -63,22 +63,27 @@ def _finished(run_dir: str) -> bool:
   return summary['final_metrics']['round'] == summary['flags']['rounds']
 
 
+def _call(args: list[str]) -> int:
+  """Runs Python with `args` in the repository; its exit status."""
+  # In a session of its own, so that a terminal's Ctrl-C reaches it once,
+  # from here: a second SIGINT would stop it in the middle of a write.
+  proc = subprocess.Popen([sys.executable, *args], cwd=REPO,
+                          start_new_session=True)
+  try:
+    return proc.wait()
+  except KeyboardInterrupt:
+    proc.send_signal(signal.SIGINT)
+    proc.wait()
+    raise
+
+
 def run_one(argv: list[str], run_dir: str) -> None:
   """Runs the runner unless its run is finished; exits on its failure."""
   if _finished(run_dir):
     print(f'{run_dir}: finished, reused', flush=True)
     return
   print('$ ' + shlex.join(argv), flush=True)
-  # In a session of its own, so that a terminal's Ctrl-C reaches it once,
-  # from here: a second SIGINT would stop it in the middle of a write.
-  proc = subprocess.Popen([sys.executable, *argv[1:]], cwd=REPO,
-                          start_new_session=True)
-  try:
-    returncode = proc.wait()
-  except KeyboardInterrupt:
-    proc.send_signal(signal.SIGINT)
-    proc.wait()
-    raise
+  returncode = _call(argv[1:])
   if returncode:
     sys.exit(f'error: run {os.path.basename(run_dir)} failed (exit '
              f'{returncode}); rerun to resume it')
@@ -90,9 +95,7 @@ def evaluate_once(run: studies.Run, run_dir: str) -> None:
     # In a process of its own, like the runs: Keras cannot build the model
     # in this one once absl's main is running ("Output tensors of a
     # Sequential model must be the output of a TensorFlow Layer").
-    returncode = subprocess.call(
-        [sys.executable, '-m', EVALUATIONS[run.evaluation], run_dir, path],
-        cwd=REPO)
+    returncode = _call(['-m', EVALUATIONS[run.evaluation], run_dir, path])
     if returncode:
       sys.exit(f'error: evaluation {run.evaluation} of run '
                f'{os.path.basename(run_dir)} failed (exit {returncode})')

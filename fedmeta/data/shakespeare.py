@@ -7,10 +7,9 @@ then the speech). A role is a speaker name (the file does not mark plays);
 its speeches are joined with newlines. Examples are every window of 80
 characters with the next character as target (LEAF's stride 1; `stride` 81
 gives non-overlapping windows, as TFF's Shakespeare tutorial makes). By
-default each
-role's text is cut at 80%: windows of the first part train, windows of the
-rest test, so no character is in both; roles with fewer than `min_lines`
-lines or whose test part has no full window are dropped. With
+default each role's text is cut at 80%: windows of the first part train,
+windows of the rest test, so no character is in both; roles with fewer than
+`min_lines` lines or whose test part has no full window are dropped. With
 `heldout_roles`, a seeded fraction of roles instead forms the test clients
 with all their text (FedMeta's held-out clients).
 
@@ -168,7 +167,8 @@ def _client_data(texts: dict[str, np.ndarray],
 
 def load(data_dir: str | None = None, *, min_lines: int = 10,
          test_fraction: float = 0.2, heldout_roles: float = 0.0,
-         stride: int = 1, seed: int = 0, cache_dir: str | None = None) -> task_lib.Task:
+         stride: int = 1, seed: int = 0,
+         cache_dir: str | None = None) -> task_lib.Task:
   """Roles as clients.
 
   Args:
