@@ -95,7 +95,10 @@ class _Interrupts:
   write (metrics, checkpoints) checks it before it starts, so that nothing a
   swallowed interrupt may have left half-computed is written, and once
   started finishes before the interrupt is raised. A second Ctrl-C is raised
-  at once.
+  at once. TF's C code may also turn the KeyboardInterrupt into another error
+  (a CI run exited 1 with "SystemError: <built-in method __array__ ...>
+  returned a result with an exception set"), so any error after a Ctrl-C is
+  raised as the KeyboardInterrupt it is.
   """
 
   def __init__(self):
@@ -118,6 +121,10 @@ class _Interrupts:
     signal.signal(signal.SIGINT, self._handle)
     try:
       yield
+    except Exception as e:
+      if self._requested:
+        raise KeyboardInterrupt from e
+      raise
     finally:
       signal.signal(signal.SIGINT, signal.default_int_handler)
 

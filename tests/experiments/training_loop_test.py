@@ -139,6 +139,30 @@ class TrainingLoopTest(parameterized.TestCase):
     self.assertEqual(self._rounds_and_checkpoint(out), ([1, 2], 2))
     self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
 
+  def test_ctrl_c_that_c_code_turns_into_another_error_is_an_interrupt(self):
+    def mangle_ctrl_c(round_num):
+      if round_num == 3:
+        try:
+          signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt as e:  # As TF's tensor conversion did in CI.
+          raise SystemError('<built-in method __array__> returned a result '
+                            'with an exception set') from e
+      return {}
+    self._take_ctrl_c()
+    out = self._dir()
+    with self.assertRaises(KeyboardInterrupt):
+      self._run('fed_adam', out, rounds=6, round_metrics_fn=mangle_ctrl_c)
+    self.assertEqual(self._rounds_and_checkpoint(out), ([1, 2], 2))
+
+  def test_error_without_ctrl_c_is_raised_as_it_is(self):
+    def fail(round_num):
+      if round_num == 2:
+        raise SystemError('not an interrupt')
+      return {}
+    self._take_ctrl_c()
+    with self.assertRaisesRegex(SystemError, 'not an interrupt'):
+      self._run('fed_adam', self._dir(), rounds=3, round_metrics_fn=fail)
+
   def test_ctrl_c_during_a_checkpoint_lets_it_finish(self):
     save = tff.program.FileProgramStateManager.save
 
