@@ -4,8 +4,8 @@ A run is a committed flag file under experiments/configs/ plus flags added
 after it (absl: the later value wins). `short` flags are added too unless the
 full version is asked for: fewer rounds and fewer held-out clients evaluated,
 so that a study runs in minutes to hours on 2 cores, not days. A run gives one
-table row per (label, metrics.csv column) it reports; `paper` is what the paper reports for
-that row, in the paper's own terms.
+table row per (label, metrics.csv column) it reports; `paper` is what the
+paper reports for that row, in the paper's own terms.
 """
 
 import dataclasses

@@ -126,9 +126,9 @@ class TrainingLoopTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
       # As C code that calls back into Python may do.
-      ('swallowed', lambda e: None),
+      ('swallowed', None),
       # As TF's tensor conversion did in CI.
-      ('turned_into_another_error', lambda e: SystemError(
+      ('turned_into_another_error', SystemError(
           '<built-in method __array__> returned a result with an exception '
           'set')))
   def test_ctrl_c_lost_in_c_code_stops_before_the_round_is_written(
@@ -138,9 +138,8 @@ class TrainingLoopTest(parameterized.TestCase):
         try:
           signal.raise_signal(signal.SIGINT)
         except KeyboardInterrupt as e:
-          error = error_made_of_it(e)
-          if error:
-            raise error from e
+          if error_made_of_it:
+            raise error_made_of_it from e
       return {}
     self._take_ctrl_c()
     out = self._dir()
