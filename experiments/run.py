@@ -27,6 +27,7 @@ from fedmeta import algorithms
 from fedmeta import privacy
 from fedmeta import data
 from fedmeta import runtime
+from fedmeta.data import episodes
 from fedmeta.data import partition
 from fedmeta.data import task as task_lib
 from experiments import training_loop
@@ -95,6 +96,23 @@ _SUPPORT_FRACTION = flags.DEFINE_float(
 _SHOTS = flags.DEFINE_integer(
     'shots', None, 'Meta-learning: K support examples per class (K-shot) '
     'instead of --support_fraction.', lower_bound=1)
+_WAYS = flags.DEFINE_integer(
+    'ways', None, 'Meta-learning on episodes (fedmeta.data.episodes): each '
+    'round, every sampled client draws a fresh N-way episode from its own '
+    'classes, labels permuted, with --shots support and --query_shots query '
+    'examples per class; held-out clients are scored on --eval_episodes such '
+    "episodes. Off when unset. Loaders with a ways option get it too.",
+    lower_bound=2)
+_QUERY_SHOTS = flags.DEFINE_integer(
+    'query_shots', None, 'With --ways: query examples per class of a '
+    "training episode; default --shots (MAML's protocol).", lower_bound=1)
+_EVAL_EPISODES = flags.DEFINE_integer(
+    'eval_episodes', 600, 'With --ways: held-out episodes scored at each '
+    'evaluation (mean and 95% confidence interval, as the few-shot papers '
+    'report).', lower_bound=1)
+_EVAL_QUERY_SHOTS = flags.DEFINE_integer(
+    'eval_query_shots', 15, 'With --ways: query examples per class of a '
+    'held-out episode.', lower_bound=1)
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
                                    'Evaluate every this many rounds.',
                                    lower_bound=1)
@@ -240,6 +258,10 @@ def load_task() -> data.Task:
     if 'num_clients' not in parameters:
       raise RunError(f'--num_clients: task {_TASK.value} has natural clients')
     kwargs['num_clients'] = _NUM_CLIENTS.value
+  if _WAYS.value is not None and 'ways' in parameters:
+    if kwargs.setdefault('ways', _WAYS.value) != _WAYS.value:
+      raise RunError(f'--ways: {_WAYS.value} differs from '
+                     f'--task_option=ways={kwargs["ways"]}')
   return data.load(_TASK.value, data_dir=_DATA_DIR.value, **kwargs)
 
 
@@ -429,6 +451,38 @@ def support_query_split(task: data.Task):
       client_data, support_fraction=fraction, shots=shots, seed=_SEED.value)
 
 
+def episode_samplers(task: data.Task):
+  """(training, held-out) `EpisodeSampler`s from the flags, or None without
+  --ways.
+
+  Raises:
+    RunError: For episode flags that do not apply.
+  """
+  if _WAYS.value is None:
+    for flag in (_QUERY_SHOTS, _EVAL_EPISODES, _EVAL_QUERY_SHOTS):
+      if flag.present:
+        raise RunError(f'--{flag.name}: needs --ways')
+    return None
+  if _ALGORITHM.value not in algorithms.META_LEARNING:
+    raise RunError(f'--ways: episodes are for meta-learning algorithms, not '
+                   f'{_ALGORITHM.value}')
+  if _SHOTS.value is None or _SUPPORT_FRACTION.present:
+    raise RunError('--ways: give --shots (support examples per class), not '
+                   '--support_fraction')
+  if not data.TASKS[task.name].classes:
+    raise RunError(f'--ways: task {task.name} has no classes')
+  train, test = (episodes.EpisodeSampler(
+      client_data, ways=_WAYS.value, shots=_SHOTS.value,
+      query_shots=query_shots, seed=_SEED.value)
+                 for client_data, query_shots in (
+                     (task.train, _QUERY_SHOTS.value or _SHOTS.value),
+                     (task.test, _EVAL_QUERY_SHOTS.value)))
+  # A client too small for an episode is refused now, before any output.
+  train.pool(train.client_ids[0])
+  test.pool(test.client_ids[0])
+  return train, test
+
+
 def build_round_metrics(process, num_clients: int, clients: dict):
   """Round -> its client counts, bytes moved and privacy spent.
 
@@ -481,7 +535,8 @@ def run_experiment() -> str:
   meta = _ALGORITHM.value in algorithms.META_LEARNING
   personalize = meta or _PERSONALIZATION_EVAL.value
   train, test = task.train, task.test
-  if personalize:
+  samplers = episode_samplers(task)
+  if personalize and not samplers:
     split = support_query_split(task)
     test = split(test)
     if meta:
@@ -512,7 +567,10 @@ def run_experiment() -> str:
     reporting = [c for c in sampled if rng.random() >= _DROPOUT_RATE.value]
     datasets, straggling = [], 0
     for cid in reporting:
-      dataset = train.create_tf_dataset_for_client(cid)
+      if samplers:
+        dataset = samplers[0].dataset(cid, round_num)
+      else:
+        dataset = train.create_tf_dataset_for_client(cid)
       if _MAX_CLIENT_EXAMPLES.value:
         dataset = dataset.take(_MAX_CLIENT_EXAMPLES.value)
       if meta:  # The inner loops see whole support and query sets.
@@ -530,8 +588,13 @@ def run_experiment() -> str:
     return datasets
 
   round_metrics = build_round_metrics(process, num_clients, clients)
-  test_datasets = [test.create_tf_dataset_for_client(cid).batch(256)
-                   for cid in test.client_ids[:_EVAL_CLIENTS.value]]
+  if samplers:
+    test_datasets = [d.batch(256) for d in episodes.evaluation_datasets(
+        samplers[1], _EVAL_EPISODES.value,
+        test.client_ids[:_EVAL_CLIENTS.value])]
+  else:
+    test_datasets = [test.create_tf_dataset_for_client(cid).batch(256)
+                     for cid in test.client_ids[:_EVAL_CLIENTS.value]]
   training_loop.run(
       process=process,
       client_datasets_fn=client_datasets,

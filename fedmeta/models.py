@@ -50,6 +50,41 @@ def from_keras(
       metrics_constructor=constructors or None)
 
 
+class BatchStatistics(tf.keras.layers.Layer):
+  """Batch normalization with the batch's own statistics in every forward
+  pass, training or not, and no running averages: MAML's batch norm (Finn et
+  al. 2017's `tf.contrib.layers.batch_norm`, always in training mode), a pure
+  function of the weights, so it fits a `FunctionalModel`.
+
+  `y = (x - mean) / sqrt(var + epsilon) * gamma + beta`, the moments taken
+  over every axis but the last; `gamma` is learned only with `scale` (MAML's
+  has only the offset `beta`).
+  """
+
+  def __init__(self, epsilon: float = 1e-3, scale: bool = False, **kwargs):
+    super().__init__(**kwargs)
+    self.epsilon = epsilon
+    self.scale = scale
+
+  def build(self, input_shape):
+    channels = input_shape[-1]
+    self.beta = self.add_weight(name='beta', shape=[channels],
+                                initializer='zeros')
+    self.gamma = (self.add_weight(name='gamma', shape=[channels],
+                                  initializer='ones') if self.scale else None)
+    super().build(input_shape)
+
+  def call(self, inputs, training=None):
+    del training  # The same in both modes, as in MAML.
+    mean, variance = tf.nn.moments(
+        inputs, axes=list(range(len(inputs.shape) - 1)))
+    return tf.nn.batch_normalization(inputs, mean, variance, self.beta,
+                                     self.gamma, self.epsilon)
+
+  def get_config(self):
+    return dict(super().get_config(), epsilon=self.epsilon, scale=self.scale)
+
+
 ModelFn = Any  # A FunctionalModel, or a no-arg callable returning a VariableModel.
 
 

@@ -18,13 +18,16 @@ from fedmeta.algorithms import client_work
 from fedmeta.algorithms import fed_maml
 from fedmeta.algorithms import local_tf
 from fedmeta.algorithms import meta_tf
+from fedmeta.data import episodes
 
 PERCENTILES = (10, 50, 90)
 
 
 def summarize(per_client: list) -> collections.OrderedDict:
-  """{stage: {metric: {'mean', 'p10', 'p50', 'p90'}}} over clients that have
-  query examples (`num_examples` > 0); `num_clients` counts them."""
+  """{stage: {metric: {'mean', 'ci95', 'p10', 'p50', 'p90'}}} over clients
+  that have query examples (`num_examples` > 0); `num_clients` counts them.
+  `ci95` is the half-width of the mean's 95% confidence interval
+  (`fedmeta.data.episodes.confidence_95`)."""
   kept = [c for c in per_client if c['before']['num_examples'] > 0]
   summary = collections.OrderedDict(num_clients=len(kept))
   if not kept:
@@ -35,7 +38,8 @@ def summarize(per_client: list) -> collections.OrderedDict:
       if name in ('num_examples', 'num_batches'):
         continue
       values = np.asarray([float(c[stage][name]) for c in kept])
-      stats = collections.OrderedDict(mean=float(values.mean()))
+      stats = collections.OrderedDict(mean=float(values.mean()),
+                                      ci95=episodes.confidence_95(values))
       for q in PERCENTILES:
         stats[f'p{q}'] = float(np.percentile(values, q))
       summary[stage][name] = stats

@@ -5,6 +5,7 @@
 names with their clients and elements; `describe(task)` summarizes one.
 """
 
+from fedmeta.data.episodes import EpisodeSampler
 from fedmeta.data.files import default_data_dir
 from fedmeta.data.registry import describe
 from fedmeta.data.registry import load

@@ -22,6 +22,10 @@ one alphabet (alphabets are known for the 8 small-set alphabets of the npz
 and for every zip; elsewhere consecutive indices, which follow alphabets)
 into one client holding all 20 drawings of each, labels 0..ways-1; leftover
 characters of all alphabets are grouped together, a final remainder dropped.
+'pools' gives each training client a disjoint, randomly assigned pool of
+`pool_size` meta-train characters, and one test client all meta-test
+characters, labelled by global class ids, for episodes drawn afresh each
+round (`fedmeta.data.episodes`; MAML's protocol with `rotations`).
 'drawer' makes one client per drawer with one drawing of every character of
 the meta-train split: drawers 0-15 train, 16-19 test (classification only).
 With `rotations`, each character also appears rotated by 90, 180 and 270
@@ -37,6 +41,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from fedmeta import models
+from fedmeta.data import episodes
 from fedmeta.data import files
 from fedmeta.data import task as task_lib
 
@@ -45,7 +51,8 @@ ORIGINAL_SIZE = 105
 DRAWERS = 20
 TRAIN_DRAWERS = 16
 SPLITS = ('maml', 'background', 'background_small')
-CLIENTS_BY = ('characters', 'drawer')
+CLIENTS_BY = ('characters', 'pools', 'drawer')
+NORMS = ('group', 'batch')
 MAML_TRAIN_CHARACTERS = 1200
 # Ranges (inclusive) of the small-set alphabets in the background set, as
 # ../shared/data/README.md gives them: 1-based, like the PNG file ids
@@ -235,28 +242,57 @@ def _drawer_clients(images, rotations, drawers):
   return ids, pairs
 
 
-def conv4_model_fn(num_classes: int):
-  """MAML's 4-block conv net: 4 x (3x3 conv, 64 filters; normalization;
-  ReLU; 2x2 max-pool), then a dense softmax layer.
+def conv4_model_fn(num_classes: int, norm: str = 'group'):
+  """MAML's 4-block conv net for Omniglot.
 
-  TFF's functional models cannot hold batch-norm statistics, so the
-  normalization is GroupNormalization (TFF's documented replacement).
+  norm='group': 4 x (3x3 conv, 64 filters; GroupNormalization(8); ReLU;
+  2x2 max-pool), flatten, dense. TFF's functional models cannot hold running
+  batch-norm statistics; GroupNormalization is TFF's documented replacement.
+
+  norm='batch': MAML's Omniglot network exactly (Finn et al. 2017; its
+  `forward_conv` without max-pooling): 4 x (3x3 conv with stride 2, 64
+  filters; batch normalization with the batch's own statistics, offset only
+  (`fedmeta.models.BatchStatistics`); ReLU), the mean over the remaining
+  2x2 positions, dense.
   """
+  if norm not in NORMS:
+    raise task_lib.DataError(f'norm: must be one of {NORMS}, got {norm!r}')
+
   def keras_model():
     layers = [tf.keras.layers.Input([IMAGE_SIZE, IMAGE_SIZE, 1])]
     for _ in range(4):
-      layers += [tf.keras.layers.Conv2D(64, 3, padding='same'),
-                 tf.keras.layers.GroupNormalization(groups=8),
-                 tf.keras.layers.ReLU(),
-                 tf.keras.layers.MaxPool2D(2)]
-    layers += [tf.keras.layers.Flatten(), tf.keras.layers.Dense(num_classes)]
+      if norm == 'batch':
+        layers += [tf.keras.layers.Conv2D(64, 3, strides=2, padding='same'),
+                   models.BatchStatistics(),
+                   tf.keras.layers.ReLU()]
+      else:
+        layers += [tf.keras.layers.Conv2D(64, 3, padding='same'),
+                   tf.keras.layers.GroupNormalization(groups=8),
+                   tf.keras.layers.ReLU(),
+                   tf.keras.layers.MaxPool2D(2)]
+    layers.append(tf.keras.layers.GlobalAveragePooling2D() if norm == 'batch'
+                  else tf.keras.layers.Flatten())
+    layers.append(tf.keras.layers.Dense(num_classes))
     return tf.keras.Sequential(layers)
   return task_lib.classifier(
       keras_model, tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32))
 
 
+def _pool_clients(images, rotations, pools, prefix):
+  """ClientData of character pools: a class per character and rotation
+  (class id turn * characters + character), every drawing of each."""
+  rotated = _rotated(images, rotations)  # [turns, characters, 20, 28, 28]
+  turns, count = rotated.shape[:2]
+  x = _as_x(rotated.reshape((-1, IMAGE_SIZE, IMAGE_SIZE)))
+  labels = np.repeat(np.arange(turns * count, dtype=np.int32), DRAWERS)
+  class_pools = [np.concatenate([pool + t * count for t in range(turns)])
+                 for pool in pools]
+  return episodes.pooled_client_data(x, labels, class_pools, prefix)
+
+
 def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
          clients_by: str = 'characters', rotations: bool = False,
+         pool_size: int = 20, norm: str = 'group', seed: int = 0,
          cache_dir: str | None = None) -> task_lib.Task:
   """Omniglot clients (see the module docstring).
 
@@ -264,10 +300,19 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
     data_dir: Folder with the Omniglot files (or its parent with
       `omniglot/`); default `fedmeta.data.files.default_data_dir`.
     split: 'maml', 'background' or 'background_small'.
-    ways: Characters (classes) per client with `clients_by='characters'`.
-    clients_by: 'characters' (meta-train / meta-test character groups) or
-      'drawer' (meta-train characters; train drawers 0-15, test 16-19).
+    ways: Characters (classes) per client with `clients_by='characters'`;
+      the model's outputs (an episode's N) with 'pools'.
+    clients_by: 'characters' (meta-train / meta-test character groups),
+      'pools' (for episodes, `fedmeta.data.episodes`: each training client
+      a disjoint pool of `pool_size` meta-train characters assigned at
+      random, one test client holding every meta-test character; labels
+      are global class ids) or 'drawer' (meta-train characters; train
+      drawers 0-15, test 16-19).
     rotations: Add the 90/180/270 degree rotations as new characters.
+    pool_size: Characters per training client with 'pools'; with rotations
+      a pool has 4 classes per character.
+    norm: The model's normalization; see `conv4_model_fn`.
+    seed: Assigns characters to pools.
     cache_dir: Cache of decoded images; see `fedmeta.data.files.cached`.
   """
   if split not in SPLITS:
@@ -277,9 +322,22 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
         f'clients_by: must be one of {CLIENTS_BY}, got {clients_by!r}')
   if ways < 2:
     raise task_lib.DataError(f'ways: must be >= 2, got {ways}')
+  if norm not in NORMS:
+    raise task_lib.DataError(f'norm: must be one of {NORMS}, got {norm!r}')
+  if pool_size < 1:
+    raise task_lib.DataError(f'pool_size: must be >= 1, got {pool_size}')
   folder = files.resolve(data_dir, 'omniglot')
   (train_images, train_alphabets), (test_images, test_alphabets) = (
       read_characters(folder, split, cache_dir))
+  if clients_by == 'pools':
+    pools = episodes.class_pools(np.arange(len(train_images)), pool_size, seed)
+    return task_lib.Task(
+        name='omniglot',
+        train=_pool_clients(train_images, rotations, pools, 'pool'),
+        test=_pool_clients(test_images, rotations,
+                           [np.arange(len(test_images))], 'heldout'),
+        model_fn=lambda: conv4_model_fn(ways, norm),
+        examples_per_class=DRAWERS)
   if clients_by == 'drawer':
     train = _drawer_clients(train_images, rotations, range(TRAIN_DRAWERS))
     test = _drawer_clients(train_images, rotations,
@@ -295,7 +353,7 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
       name='omniglot',
       train=task_lib.client_data_from_pairs(train[1], ids=train[0]),
       test=task_lib.client_data_from_pairs(test[1], ids=test[0]),
-      model_fn=lambda: conv4_model_fn(num_classes),
+      model_fn=lambda: conv4_model_fn(num_classes, norm),
       examples_per_class=examples_per_class)
 
 

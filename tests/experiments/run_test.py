@@ -161,6 +161,28 @@ class RunTest(parameterized.TestCase):
         self.assertAlmostEqual(float(a[column]), float(b[column]), places=6,
                                msg=column)
 
+  def test_episodic_run_continued_equals_uninterrupted_run(self):
+    args = [*SMALL, '--algorithm=fed_maml', '--ways=3', '--shots=1',
+            '--query_shots=2', '--eval_episodes=5', '--eval_query_shots=2',
+            f'--root_output_dir={self.root}']
+    result = run(*args, '--rounds=3', '--experiment_name=whole')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertEqual(run(*args, '--rounds=2', '--experiment_name=parts')
+                     .returncode, 0)
+    result = run(*args, '--rounds=3', '--experiment_name=parts')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('resuming after round 2 ', result.stdout)
+    for a, b in zip(_final_state(os.path.join(self.root, 'whole')),
+                    _final_state(os.path.join(self.root, 'parts')),
+                    strict=True):
+      np.testing.assert_array_equal(a, b)
+    rows = _rows(os.path.join(self.root, 'whole'))
+    # 3 clients x 3 ways x 2 query examples a round; 5 held-out episodes.
+    self.assertEqual([r['train/num_examples'] for r in rows], ['18'] * 3)
+    self.assertEqual(rows[-1]['eval/num_clients'], '5')
+    self.assertGreater(
+        float(rows[-1]['eval/after/loss/ci95']), 0)
+
   def test_rerun_of_finished_run_asks_for_more_rounds(self):
     args = [*SMALL, f'--root_output_dir={self.root}', '--experiment_name=f']
     self.assertEqual(run(*args, '--rounds=2').returncode, 0)
@@ -238,7 +260,14 @@ class RunTest(parameterized.TestCase):
       ('rotation_without_bits', ['--rotation'], '--rotation'),
       ('clip_without_norm', ['--aggregation=clip'], '--clip_norm'),
       ('secure_with_compression',
-       ['--secure_aggregation', '--compression_bits=8'], '--compression_bits'))
+       ['--secure_aggregation', '--compression_bits=8'], '--compression_bits'),
+      ('episode_flag_without_ways', ['--algorithm=fed_maml', '--shots=1',
+                                     '--query_shots=2'], '--query_shots'),
+      ('ways_for_fed_avg', ['--ways=3', '--shots=1'], '--ways'),
+      ('ways_without_shots', ['--algorithm=fed_maml', '--ways=3'], '--ways'),
+      ('ways_over_a_clients_classes',
+       ['--algorithm=fed_maml', '--ways=10', '--shots=5'],
+       'a 10-way episode needs'))
   def test_bad_flag_is_one_line_error(self, args, flag):
     result = run(*SMALL, '--rounds=1', f'--root_output_dir={self.root}', *args)
     self.assertIn(result.returncode, (1, 2))

@@ -1,0 +1,71 @@
+"""Batch statistics normalization and MAML's Omniglot conv net, by hand."""
+
+from absl.testing import absltest
+import numpy as np
+import tensorflow as tf
+
+from fedmeta import models
+from fedmeta.data import omniglot
+
+
+def _hand_batch_norm(x, beta, gamma=None, epsilon=1e-3):
+  axes = tuple(range(x.ndim - 1))
+  mean = x.mean(axis=axes)
+  variance = ((x - mean) ** 2).mean(axis=axes)
+  y = (x - mean) / np.sqrt(variance + epsilon)
+  return y * (1.0 if gamma is None else gamma) + beta
+
+
+class BatchStatisticsTest(absltest.TestCase):
+
+  def test_equals_hand_computation_in_both_modes(self):
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(5, 4, 4, 3))
+    for scale in (False, True):
+      layer = models.BatchStatistics(scale=scale, dtype='float64')
+      layer.build(x.shape)
+      layer.beta.assign(rng.normal(size=3))
+      if scale:
+        layer.gamma.assign(rng.normal(size=3))
+      expected = _hand_batch_norm(
+          x, layer.beta.numpy(), layer.gamma.numpy() if scale else None)
+      for training in (True, False):
+        np.testing.assert_allclose(layer(x, training=training).numpy(),
+                                   expected, rtol=1e-10, atol=1e-10)
+      self.assertLen(layer.trainable_weights, 2 if scale else 1)
+      self.assertEmpty(layer.non_trainable_weights)
+
+  def test_maml_conv4_forward_equals_hand_written_net(self):
+    model = omniglot.conv4_model_fn(5, norm='batch')
+    rng = np.random.default_rng(1)
+    trainable = tuple(rng.normal(0, 0.3, size=w.shape).astype(np.float32)
+                      for w in model.initial_weights[0])
+    # Per block: conv kernel, conv bias, beta; then dense kernel and bias.
+    self.assertLen(trainable, 4 * 3 + 2)
+    x = rng.random((6, 28, 28, 1)).astype(np.float32)
+    h = x
+    for block in range(4):
+      kernel, bias, beta = trainable[3 * block:3 * block + 3]
+      h = tf.nn.conv2d(h, kernel, strides=2, padding='SAME').numpy() + bias
+      h = np.maximum(_hand_batch_norm(h.astype(np.float64), beta), 0)
+      h = h.astype(np.float32)
+    self.assertEqual(h.shape, (6, 2, 2, 64))
+    logits = h.mean(axis=(1, 2)) @ trainable[12] + trainable[13]
+    for training in (True, False):
+      # Keras-backed functional models run only in graphs.
+      with tf.Graph().as_default() as graph:
+        output = model.predict_on_batch((trainable, ()), x, training=training)
+        with tf.compat.v1.Session(graph=graph) as session:
+          predicted = session.run(output)
+      np.testing.assert_allclose(predicted, logits, rtol=1e-4,
+                                 atol=1e-4)
+
+  def test_group_norm_net_is_unchanged(self):
+    model = omniglot.conv4_model_fn(5)
+    shapes = [tuple(w.shape) for w in model.initial_weights[0]]
+    self.assertEqual(shapes[:4], [(3, 3, 1, 64), (64,), (64,), (64,)])
+    self.assertEqual(shapes[-2:], [(64, 5), (5,)])
+
+
+if __name__ == '__main__':
+  absltest.main()
