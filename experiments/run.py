@@ -265,7 +265,7 @@ def load_task() -> data.Task:
   return data.load(_TASK.value, data_dir=_DATA_DIR.value, **kwargs)
 
 
-def _server_optimizer(name: str, learning_rate: float):
+def server_optimizer(name: str, learning_rate: float):
   builders = {
       'sgd': lambda: tff.learning.optimizers.build_sgdm(learning_rate),
       'sgdm': lambda: tff.learning.optimizers.build_sgdm(learning_rate,
@@ -346,7 +346,7 @@ def build_process(model, model_aggregator):
       kwargs['inner_steps'] = _INNER_STEPS.value
     # Unless told otherwise, each method's own outer optimizer (MAML's Adam).
     if _SERVER_OPTIMIZER.present or _SERVER_LEARNING_RATE.present:
-      kwargs['server_optimizer'] = _server_optimizer(
+      kwargs['server_optimizer'] = server_optimizer(
           _SERVER_OPTIMIZER.value, _SERVER_LEARNING_RATE.value)
     return builder(model, **kwargs)
   if name in _OWN_SERVER_OPTIMIZER:
@@ -355,7 +355,7 @@ def build_process(model, model_aggregator):
                      'use --algorithm=fed_avg to choose one')
     kwargs['server_learning_rate'] = _SERVER_LEARNING_RATE.value
   else:
-    kwargs['server_optimizer'] = _server_optimizer(
+    kwargs['server_optimizer'] = server_optimizer(
         _SERVER_OPTIMIZER.value, _SERVER_LEARNING_RATE.value)
   if name != 'fed_sgd':
     kwargs['client_optimizer'] = tff.learning.optimizers.build_sgdm(
@@ -524,8 +524,15 @@ def set_execution_context() -> None:
     raise RunError(f'--workers: {e}') from e
 
 
-def run_experiment() -> str:
-  """Runs the experiment the flags describe; returns its output directory."""
+def run_experiment(process_fn=None, name_suffix: str = '') -> str:
+  """Runs the experiment the flags describe; returns its output directory.
+
+  Args:
+    process_fn: (model, model aggregator) -> the process to run, in place
+      of `build_process`'s (a centralized baseline, say).
+    name_suffix: Recorded in config.json (a run resumes only with the same)
+      and added to the default --experiment_name.
+  """
   tf.keras.utils.set_random_seed(_SEED.value)
   task = load_task()
   num_clients = len(task.train.client_ids)
@@ -543,11 +550,15 @@ def run_experiment() -> str:
       train = split(train)
   model_aggregator = build_model_aggregator()
   experiment_name = (_EXPERIMENT_NAME.value or
-                     f'{_TASK.value}_{_ALGORITHM.value}_seed{_SEED.value}')
-  output_dir = _output_dir(experiment_name, _key_flags())
+                     f'{_TASK.value}_{_ALGORITHM.value}{name_suffix}_seed'
+                     f'{_SEED.value}')
+  config = _key_flags()
+  if name_suffix:
+    config['variant'] = name_suffix
+  process = (process_fn or build_process)(task.model_fn(), model_aggregator)
+  output_dir = _output_dir(experiment_name, config)
   set_execution_context()
 
-  process = build_process(task.model_fn(), model_aggregator)
   if personalize:
     # Meta-learning is evaluated on held-out clients by adapting to each.
     evaluate = algorithms.build_personalization_eval(
@@ -606,6 +617,7 @@ def run_experiment() -> str:
       round_metrics_fn=round_metrics,
       summary_extra={
           'flags': _key_flags(),
+          **({'variant': name_suffix} if name_suffix else {}),
           'versions': {'fedmeta': fedmeta.__version__,
                        'tensorflow': tf.__version__,
                        'tensorflow_federated': tff.__version__,
@@ -614,7 +626,8 @@ def run_experiment() -> str:
   return output_dir
 
 
-def main(argv):
+def main(argv, process_fn=None, name_suffix: str = ''):
+  """The runner; `run_experiment`'s arguments run another process."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   # The progress line is the console's; library INFO logs (TFF's and
@@ -626,7 +639,7 @@ def main(argv):
     if _DESCRIBE.value:
       print(data.describe(load_task()))
       return
-    output_dir = run_experiment()
+    output_dir = run_experiment(process_fn, name_suffix)
   except (RunError, data.DataError, partition.PartitionError,
           aggregation.AggregationError) as e:
     print(f'error: {e}', file=sys.stderr)

@@ -43,9 +43,10 @@ def evaluate(run_dir: str, data_dir=None) -> dict:
   """
   with open(os.path.join(run_dir, training_loop.SUMMARY_JSON)) as f:
     flags = json.load(f)['flags']
+  options = dict(o.split('=', 1) for o in flags['task_option'])
   runtime.set_local_context()
   evaluate_fn = algorithms.build_personalization_eval(
-      omniglot.conv4_model_fn(WAYS),
+      omniglot.conv4_model_fn(WAYS, options.get('norm', 'group')),
       inner_learning_rate=flags['inner_learning_rate'],
       inner_steps=flags['eval_inner_steps'] or flags['inner_steps'],
       learned_rates=flags['algorithm'] == 'meta_sgd')

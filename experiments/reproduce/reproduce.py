@@ -48,8 +48,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
+def added_flags(study: studies.Study, run: studies.Run, full: bool) -> tuple:
+  """The flags the short version adds to a run's config (none if full)."""
+  return () if full else study.short + run.short
+
+
 def command(run: studies.Run, extra: tuple, out: str) -> list[str]:
-  return ['python', '-m', 'experiments.run',
+  return ['python', '-m', run.module,
           f'--flagfile=experiments/configs/{run.config}.flags', *run.flags,
           *extra, f'--root_output_dir={out}', f'--experiment_name={run.name}']
 
@@ -120,16 +125,46 @@ def to_target(rows: list[dict], column: str, target: float,
   return 'not reached'
 
 
-def table(study: studies.Study, out: str, extra: tuple) -> str:
+def time_to_target(rows: list[dict], column: str, target: float,
+                   lower: bool, clients_per_round: int) -> str:
+  """'tasks / seconds' up to the first evaluation that reaches `target`:
+  tasks seen (rounds x clients per round) and the rounds' own seconds."""
+  seconds = 0.0
+  for r in rows:
+    seconds += float(r['round_seconds'])
+    value = r.get(column)
+    if value not in (None, '') and (
+        float(value) <= target if lower else float(value) >= target):
+      return f'{int(r["round"]) * clients_per_round} / {seconds:.0f} s'
+  return 'not reached'
+
+
+def _value(rows: list[dict], column: str) -> str:
+  """The column's last value, with its 95% CI where metrics.csv has one."""
+  points = _series(rows, column)
+  if not points:
+    return 'n/a'
+  text = f'{points[-1][1]:.4f}'
+  if column.endswith('/mean'):
+    ci = _series(rows, column.removesuffix('/mean') + '/ci95')
+    if ci and ci[-1][0] == points[-1][0]:
+      text += f' +- {ci[-1][1]:.4f}'
+  return text
+
+
+def table(study: studies.Study, out: str, full: bool = False) -> str:
   """The study's markdown table, from the runs' outputs under `out`."""
   relation = '<=' if study.lower_is_better else '>='
   communication = ('' if study.target is None else
                    f' rounds / MB to {relation} {study.target} |')
+  timing = ''.join(f' tasks / s to {relation} {t} |'
+                   for t in study.time_targets)
   lines = [
       f'## {study.title}', '', f'Paper: {study.paper}', '',
       '| row | column | paper | fedmeta | budget (rounds x clients) |'
-      f'{communication} command |',
-      '|---|---|---|---|---|' + ('---|' if communication else '') + '---|']
+      f'{communication}{timing} command |',
+      '|---|---|---|---|---|' + ('---|' if communication else '')
+      + '---|' * len(study.time_targets) + '---|']
   for run in study.runs:
     run_dir = os.path.join(out, run.name)
     if not os.path.exists(os.path.join(run_dir, 'summary.json')):
@@ -143,15 +178,17 @@ def table(study: studies.Study, out: str, extra: tuple) -> str:
       with open(evaluation_json) as f:
         evaluated = json.load(f)
     budget = f'{run_flags["rounds"]} x {run_flags["clients_per_round"]}'
-    cmd = shlex.join(command(run, extra, out))
+    cmd = shlex.join(command(run, added_flags(study, run, full), out))
     for row in run.rows:
-      points = _series(rows, row.column)
       if row.column in evaluated:
         value = f'{evaluated[row.column]:.4f}'
       else:
-        value = f'{points[-1][1]:.4f}' if points else 'n/a'
+        value = _value(rows, row.column)
       reached = ('' if study.target is None else ' ' + to_target(
           rows, row.column, study.target, study.lower_is_better) + ' |')
+      reached += ''.join(' ' + time_to_target(
+          rows, row.column, t, study.lower_is_better,
+          run_flags['clients_per_round']) + ' |' for t in study.time_targets)
       lines.append(f'| {row.label} | `{row.column}` | {row.paper} | {value} '
                    f'| {budget} |{reached} `{cmd}` |')
   return '\n'.join(lines) + '\n'
@@ -181,7 +218,6 @@ def plot(study: studies.Study, out: str, path: str) -> None:
 def main(argv):
   del argv
   study = studies.STUDIES[_STUDY.value]
-  extra = () if _FULL.value else study.short
   out = os.path.join(_ROOT.value, _STUDY.value,
                      'full' if _FULL.value else 'short')
   os.makedirs(out, exist_ok=True)
@@ -193,13 +229,14 @@ def main(argv):
   try:
     for run in study.runs:
       if not _RUNS.value or run.name in _RUNS.value:
-        run_one(command(run, extra, out), os.path.join(out, run.name))
+        run_one(command(run, added_flags(study, run, _FULL.value), out),
+                os.path.join(out, run.name))
         evaluate_once(run, os.path.join(out, run.name))
   except KeyboardInterrupt:
     print('interrupted; rerun the same command to resume', file=sys.stderr)
     sys.exit(130)
   plot(study, out, os.path.join(out, 'curves.png'))
-  text = table(study, out, extra)
+  text = table(study, out, _FULL.value)
   with open(os.path.join(out, 'table.md'), 'w') as f:
     f.write(text)
   print(text)

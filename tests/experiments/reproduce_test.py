@@ -51,6 +51,43 @@ class ReproduceTest(absltest.TestCase):
     self.assertEqual(reproduce.to_target(ROWS, 'eval/acc', 0.3, True),
                      'not reached')
 
+  def test_time_to_target_counts_tasks_and_round_seconds(self):
+    rows = [dict(r, round_seconds='2.5') for r in ROWS]
+    self.assertEqual(
+        reproduce.time_to_target(rows, 'eval/acc', 0.5, False, 32),
+        '96 / 8 s')
+    self.assertEqual(
+        reproduce.time_to_target(rows, 'eval/acc', 0.9, False, 32),
+        'not reached')
+
+  def test_table_shows_the_confidence_interval_beside_a_mean(self):
+    out = tempfile.mkdtemp()
+    run = studies.Run('b', 'demo', rows=(
+        studies.Row('B', 'eval/acc/mean', '98.7'),), module='some.module',
+                      short=('--rounds=3',))
+    study = studies.Study('T', 'P', (run,), short=('--eval_every=1',),
+                          time_targets=(0.6,))
+    os.makedirs(os.path.join(out, 'b'))
+    rows = [{'round': '1', 'round_seconds': '1.0', 'eval/acc/mean': '0.5',
+             'eval/acc/ci95': '0.05'},
+            {'round': '2', 'round_seconds': '1.0', 'eval/acc/mean': '0.75',
+             'eval/acc/ci95': '0.0125'}]
+    with open(os.path.join(out, 'b', 'metrics.csv'), 'w', newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+      writer.writeheader()
+      writer.writerows(rows)
+    with open(os.path.join(out, 'b', 'summary.json'), 'w') as f:
+      json.dump({'flags': {'rounds': 2, 'clients_per_round': 4}}, f)
+    self.assertEqual(
+        reproduce.table(study, out).splitlines()[-1],
+        '| B | `eval/acc/mean` | 98.7 | 0.7500 +- 0.0125 | 2 x 4 | 8 / 2 s | '
+        '`python -m some.module --flagfile=experiments/configs/demo.flags '
+        f'--eval_every=1 --rounds=3 --root_output_dir={out} '
+        '--experiment_name=b` |')
+    self.assertIn('--rounds=3', reproduce.command(
+        run, reproduce.added_flags(study, run, False), out))
+    self.assertEqual(reproduce.added_flags(study, run, True), ())
+
   def test_table_row_has_last_evaluation_budget_and_command(self):
     out = tempfile.mkdtemp()
     run = studies.Run('a', 'demo', ('--rounds=3',),
@@ -64,7 +101,7 @@ class ReproduceTest(absltest.TestCase):
       writer.writerows(ROWS)
     with open(os.path.join(out, 'a', 'summary.json'), 'w') as f:
       json.dump({'flags': {'rounds': 3, 'clients_per_round': 4}}, f)
-    lines = reproduce.table(study, out, study.short).splitlines()
+    lines = reproduce.table(study, out).splitlines()
     self.assertEqual(
         lines[-1],
         '| A | `eval/acc` | 0.9 (paper) | 0.7000 | 3 x 4 | 3 / 4.5 MB | '

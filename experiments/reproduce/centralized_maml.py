@@ -1,0 +1,148 @@
+r"""Centralized MAML in plain TensorFlow, on the runner's rounds: the baseline
+curve that federated MAML with IID tasks must lie on.
+
+  python -m experiments.reproduce.centralized_maml \
+      --flagfile=experiments/configs/omniglot_episodes_5way_1shot_fed_maml.flags \
+      --experiment_name=omniglot_episodes_5way_1shot_centralized
+
+Takes the runner's flags (`--algorithm=fed_maml` or `fo_maml`) and runs
+through the runner's own loop: the same sampled clients and episodes each
+round, the same held-out evaluation, outputs, checkpoints and resume. Only
+the step differs: each round's tasks are one meta-batch of Finn et al.'s
+Algorithm 2, their meta-gradients (`fedmeta.algorithms.meta_tf`) computed in
+one TF graph session, averaged by query examples and applied by the same
+`tff.learning.optimizers` outer optimizer, with no TFF runtime in between.
+Aggregation, privacy and attack flags do not apply and are refused.
+"""
+
+import collections
+
+from absl import app
+from absl import flags
+
+# Quiets TensorFlow and guards TFF's worker before either is imported.
+import fedmeta  # pylint: disable=unused-import
+from experiments import run
+from fedmeta import models
+from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import local_tf
+from fedmeta.algorithms import meta_tf
+
+import numpy as np  # pylint: disable=g-bad-import-order
+import tensorflow as tf  # pylint: disable=g-bad-import-order
+import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
+
+
+class CentralizedMaml:
+  """MAML over explicit weights, with `LearningProcess`'s interface as the
+  round loop uses it (`initialize`, `next`, `get_model_weights`).
+
+  The state is `{'weights': [...], 'optimizer': ...}` of numpy arrays, so
+  the runner's checkpoints hold it as they hold a TFF state.
+  """
+
+  def __init__(self, model: tff.learning.models.FunctionalModel, *,
+               inner_learning_rate: float, inner_steps: int,
+               first_order: bool,
+               server_optimizer: tff.learning.optimizers.Optimizer):
+    self._model = model
+    self._optimizer = server_optimizer
+    initial = [np.asarray(w) for w in model.initial_weights[0]]
+    self._initial = initial
+    element = collections.OrderedDict(sorted(dict(
+        model.input_spec, support=tf.TensorSpec([None], tf.bool)).items()))
+    self._graph = tf.Graph()
+    with self._graph.as_default():
+      self._weights = [tf.compat.v1.placeholder(w.dtype, w.shape)
+                       for w in initial]
+      self._episode = collections.OrderedDict(
+          (k, tf.compat.v1.placeholder(s.dtype, s.shape))
+          for k, s in element.items())
+      dataset = tf.data.Dataset.from_tensor_slices(self._episode).batch(
+          1 << 20)
+      result = meta_tf.maml_gradient(
+          models.build(model), (tuple(self._weights), ()), dataset,
+          inner_learning_rate=inner_learning_rate, inner_steps=inner_steps,
+          first_order=first_order)
+      self._fetches = (list(result.update), result.num_examples,
+                       result.metrics)
+    self._session = tf.compat.v1.Session(graph=self._graph)
+    self._finalize = local_tf.build_metrics_finalizer(
+        models.spec(model).finalize_metrics)
+
+  def initialize(self):
+    specs = [tf.TensorSpec(w.shape, w.dtype) for w in self._initial]
+    return {'weights': list(self._initial),
+            'optimizer': tf.nest.map_structure(
+                np.asarray, self._optimizer.initialize(specs))}
+
+  def next(self, state, datasets):
+    """One outer step on the tasks `datasets`, weighted by query examples."""
+    weights = [np.asarray(w) for w in state['weights']]
+    total = count = metrics = None
+    for dataset in datasets:
+      episode = next(dataset.unbatch().batch(1 << 20).as_numpy_iterator())
+      feed = dict(zip(self._weights, weights))
+      feed.update({self._episode[k]: episode[k] for k in self._episode})
+      gradient, examples, task_metrics = self._session.run(self._fetches,
+                                                           feed)
+      weighted = [np.float32(examples) * g for g in gradient]
+      if total is None:
+        total, count, metrics = weighted, examples, task_metrics
+      else:
+        total = [t + w for t, w in zip(total, weighted)]
+        count += examples
+        metrics = tf.nest.map_structure(np.add, metrics, task_metrics)
+    # As the federated process: the mean weighted by query examples, and
+    # the clients' metrics states summed, then finalized.
+    mean = [t / np.float32(max(count, 1)) for t in total]
+    optimizer_state, new_weights = self._optimizer.next(
+        *tf.nest.map_structure(tf.constant,
+                               (state['optimizer'], weights, mean)))
+    train = tf.nest.map_structure(np.asarray, self._finalize(metrics))
+    return tff.learning.templates.LearningProcessOutput(
+        state={'weights': [np.asarray(w) for w in new_weights],
+               'optimizer': tf.nest.map_structure(np.asarray,
+                                                  optimizer_state)},
+        metrics=collections.OrderedDict(
+            client_work=collections.OrderedDict(train=train),
+            aggregator=(), finalizer=()))
+
+  def get_model_weights(self, state):
+    return tff.learning.models.ModelWeights(
+        trainable=list(state['weights']), non_trainable=[])
+
+
+def build(model, model_aggregator):
+  """The centralized counterpart of the process the runner's flags ask for.
+
+  Raises:
+    run.RunError: For flags that have no centralized meaning.
+  """
+  name = flags.FLAGS.algorithm
+  if name not in ('fed_maml', 'fo_maml'):
+    raise run.RunError(f'--algorithm: the centralized baseline is MAML\'s; '
+                       f'give fed_maml or fo_maml, not {name}')
+  if not isinstance(model_aggregator, tff.aggregators.MeanFactory):
+    raise run.RunError('--aggregation: the centralized baseline averages '
+                       'meta-gradients; no aggregation, privacy or attack '
+                       'flags')
+  flag_values = flags.FLAGS
+  if flag_values['server_optimizer'].present or (
+      flag_values['server_learning_rate'].present):
+    optimizer = run.server_optimizer(flag_values.server_optimizer,
+                                     flag_values.server_learning_rate)
+  else:
+    optimizer = fed_maml.DEFAULT_SERVER_OPTIMIZER_FN()
+  return CentralizedMaml(
+      model, inner_learning_rate=flag_values.inner_learning_rate,
+      inner_steps=flag_values.inner_steps, first_order=name == 'fo_maml',
+      server_optimizer=optimizer)
+
+
+def main(argv):
+  run.main(argv, process_fn=build, name_suffix='_centralized')
+
+
+if __name__ == '__main__':
+  app.run(main)
