@@ -96,6 +96,11 @@ _SUPPORT_FRACTION = flags.DEFINE_float(
 _SHOTS = flags.DEFINE_integer(
     'shots', None, 'Meta-learning: K support examples per class (K-shot) '
     'instead of --support_fraction.', lower_bound=1)
+_RESAMPLE_SUPPORT = flags.DEFINE_bool(
+    'resample_support', True, 'Meta-learning with --support_fraction or '
+    "--shots: draw each training client's support/query split afresh every "
+    "round, as FedMeta samples it; --noresample_support keeps one split per "
+    'client. Held-out clients keep one split.')
 _WAYS = flags.DEFINE_integer(
     'ways', None, 'Meta-learning on episodes (fedmeta.data.episodes): each '
     'round, every sampled client draws a fresh N-way episode from its own '
@@ -447,8 +452,9 @@ def support_query_split(task: data.Task):
     raise RunError('--support_fraction: must be strictly between 0 and 1, '
                    f'got {_SUPPORT_FRACTION.value}')
   fraction = None if shots is not None else _SUPPORT_FRACTION.value
-  return lambda client_data: data.split_client_data(
-      client_data, support_fraction=fraction, shots=shots, seed=_SEED.value)
+  return lambda client_data, round_num=None: data.split_client_data(
+      client_data, support_fraction=fraction, shots=shots, seed=_SEED.value,
+      round_num=round_num)
 
 
 def episode_samplers(task: data.Task):
@@ -546,7 +552,7 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
   if personalize and not samplers:
     split = support_query_split(task)
     test = split(test)
-    if meta:
+    if meta and not _RESAMPLE_SUPPORT.value:
       train = split(train)
   model_aggregator = build_model_aggregator()
   experiment_name = (_EXPERIMENT_NAME.value or
@@ -577,11 +583,14 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
     rng = np.random.default_rng([_SEED.value, round_num, 1])
     reporting = [c for c in sampled if rng.random() >= _DROPOUT_RATE.value]
     datasets, straggling = [], 0
+    source = train
+    if meta and not samplers and _RESAMPLE_SUPPORT.value:
+      source = split(train, round_num)
     for cid in reporting:
       if samplers:
         dataset = samplers[0].dataset(cid, round_num)
       else:
-        dataset = train.create_tf_dataset_for_client(cid)
+        dataset = source.create_tf_dataset_for_client(cid)
       if _MAX_CLIENT_EXAMPLES.value:
         dataset = dataset.take(_MAX_CLIENT_EXAMPLES.value)
       if meta:  # The inner loops see whole support and query sets.

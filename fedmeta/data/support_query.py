@@ -117,15 +117,20 @@ def _drop_flag(element):
 
 def split_client_data(client_data: tff.simulation.datasets.ClientData, *,
                       support_fraction: Optional[float] = None,
-                      shots: Optional[int] = None,
-                      seed: int = 0) -> tff.simulation.datasets.ClientData:
-  """`split` applied to every client, seeded by `seed` and the client id."""
+                      shots: Optional[int] = None, seed: int = 0,
+                      round_num: Optional[int] = None,
+                      ) -> tff.simulation.datasets.ClientData:
+  """`split` applied to every client, seeded by `seed` and the client id,
+  and by `round_num` where given: a split drawn afresh each round, as
+  FedMeta (Chen et al. 2018) samples support and query sets."""
   _check(support_fraction, shots)
   base_fn = client_data.serializable_dataset_fn
 
   def dataset_fn(client_id):
+    key = client_id if round_num is None else tf.strings.join(
+        [client_id, f'@round{round_num}'])
     client_seed = tf.stack([tf.constant(seed, tf.int64),
-                            tf.strings.to_hash_bucket_fast(client_id, 1 << 62)])
+                            tf.strings.to_hash_bucket_fast(key, 1 << 62)])
     return split(base_fn(client_id), support_fraction=support_fraction,
                  shots=shots, seed=client_seed)
 

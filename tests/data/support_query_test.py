@@ -74,6 +74,26 @@ class SupportQueryTest(parameterized.TestCase):
         masks[0], next(again.create_tf_dataset_for_client(cd.client_ids[0])
                        .batch(100).as_numpy_iterator())['support'])
 
+  def test_client_data_split_drawn_afresh_each_round(self):
+    parts = [np.arange(0, 60)]
+    cd = task_lib.client_data_from_arrays(
+        np.arange(60, dtype=np.float32),
+        np.repeat(np.arange(3, dtype=np.int32), 20), parts)
+
+    def mask(**kwargs):
+      split = support_query.split_client_data(cd, shots=2, seed=7, **kwargs)
+      return next(split.create_tf_dataset_for_client(cd.client_ids[0])
+                  .batch(100).as_numpy_iterator())['support']
+
+    by_round = {r: mask(round_num=r) for r in range(1, 6)}
+    for r, m in by_round.items():
+      np.testing.assert_array_equal(m, mask(round_num=r))  # Seeded.
+      self.assertEqual(m.sum(), 6)  # Still 2 shots of each of 3 classes.
+    self.assertLen({tuple(m) for m in by_round.values()}, 5)
+    # Without a round: the one fixed split, as before rounds were known.
+    self.assertFalse(np.array_equal(mask(), by_round[1]))
+    np.testing.assert_array_equal(mask(), mask())
+
   @parameterized.parameters(dict(), dict(shots=1, support_fraction=0.5),
                             dict(shots=0), dict(support_fraction=1.0))
   def test_bad_arguments(self, **kwargs):
