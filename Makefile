@@ -22,7 +22,7 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m experiments.run --flagfile=experiments/configs/demo.flags \
+	$(PY) -m experiments.demo --root_output_dir=/tmp/fedmeta_runs \
 	  --experiment_name=demo_$$(date +%Y%m%d_%H%M%S)
 
 test: $(STAMP)

@@ -12,7 +12,8 @@ with
   from fedmeta.compat import tff
 
 and the rest of such code runs unchanged: `tff` is TFF itself, except that
-`tff.learning` has the two builders back. They build fedmeta's FedAvg
+`tff.learning` has the two builders back (and `from_keras_model`, since
+moved to `tff.learning.models`). They build fedmeta's FedAvg
 (`fedmeta.algorithms.build_fed_avg`), with each Keras optimizer the old API
 took mapped onto the `tff.learning.optimizers` one with the same
 hyperparameters (`keras_optimizer`).
@@ -203,5 +204,7 @@ class _Namespace(types.ModuleType):
 learning = _Namespace(
     'fedmeta.compat.learning', _tff.learning,
     build_federated_averaging_process=build_federated_averaging_process,
-    build_federated_evaluation=build_federated_evaluation)
+    build_federated_evaluation=build_federated_evaluation,
+    # Moved to tff.learning.models in TFF 0.4x.
+    from_keras_model=_tff.learning.models.from_keras_model)
 tff = _Namespace('fedmeta.compat.tff', _tff, learning=learning)

@@ -102,6 +102,8 @@ class SampleTest(absltest.TestCase):
   def test_rest_of_tff_is_tff(self):
     self.assertIs(compat.tff.federated_computation, tff.federated_computation)
     self.assertIs(compat.tff.learning.models, tff.learning.models)
+    self.assertIs(compat.tff.learning.from_keras_model,
+                  tff.learning.models.from_keras_model)
     self.assertIn('build_federated_averaging_process', dir(
         compat.tff.learning))
 

@@ -117,7 +117,7 @@ STUDIES = {
     'omniglot': Study(
         title='Omniglot with MAML\'s protocol, federated: fresh N-way '
               'episodes from random 20-character pools (1,200 / 423 '
-              'characters, rotations as classes), conv4 with batch '
+              'shuffled characters, rotations as classes), conv4 with batch '
               'statistics, 600 held-out episodes (mean +- 95% CI)',
         paper='MAML https://arxiv.org/abs/1703.03400 Table 1; Reptile '
               'https://arxiv.org/abs/1803.02999 Table 1; Meta-SGD '
@@ -126,7 +126,7 @@ STUDIES = {
             Run('5way_1shot_fed_maml', 'omniglot_episodes_5way_1shot_fed_maml',
                 rows=(Row('fed MAML, 5-way 1-shot', _after(ACC),
                           _OMNIGLOT_PAPER['fed_maml'][0]),),
-                short=('--rounds=3000',)),
+                short=('--rounds=2000',)),
             Run('5way_1shot_centralized',
                 'omniglot_episodes_5way_1shot_fed_maml',
                 rows=(Row('centralized MAML (same episodes), 5-way 1-shot',
@@ -147,7 +147,7 @@ STUDIES = {
                       Row('fed MAML, 20-way 1-shot, official all_runs',
                           'all_runs/accuracy',
                           '95.8 +- 0.3% (MAML, on its own split)')),
-                evaluation='omniglot_all_runs'),),
+                evaluation='omniglot_all_runs', short=('--rounds=500',)),),
         short=('--rounds=1000', '--eval_every=100', '--checkpoint_every=50'),
         time_targets=(0.9, 0.95)),
     'fedprox_synthetic': Study(

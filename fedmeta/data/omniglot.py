@@ -14,7 +14,9 @@ Images are inverted (ink = 1) and resized from 105x105 to 28x28 with a
 Lanczos filter as MAML does; decoded arrays are cached
 (`fedmeta.data.files.cached`). Character splits: 'maml' (1,200 meta-train /
 423 meta-test characters, MAML's sizes, cut in set order so alphabets stay
-whole where possible; MAML shuffles), 'background' (964 / 659) and
+whole where possible), 'maml_shuffled' (the same sizes cut after a seeded
+shuffle of all 1,623 characters, as MAML cuts: meta-test characters then
+come from alphabets seen in training), 'background' (964 / 659) and
 'background_small' (the 242 characters of the 8 small-set alphabets / 659).
 
 Clients (`clients_by`): 'characters' groups `ways` consecutive characters of
@@ -50,7 +52,10 @@ IMAGE_SIZE = 28
 ORIGINAL_SIZE = 105
 DRAWERS = 20
 TRAIN_DRAWERS = 16
-SPLITS = ('maml', 'background', 'background_small')
+SPLITS = ('maml', 'maml_shuffled', 'background', 'background_small')
+# MAML shuffles all characters before its cut (random.seed(1)); so does
+# 'maml_shuffled', with its own generator: the characters differ from MAML's.
+MAML_SHUFFLE_SEED = 1
 CLIENTS_BY = ('characters', 'pools', 'drawer')
 NORMS = ('group', 'batch')
 MAML_TRAIN_CHARACTERS = 1200
@@ -182,6 +187,9 @@ def read_characters(folder: str, split: str,
             (test['images'], test['alphabets']))
   images = np.concatenate([train['images'], test['images']])
   alphabets = np.concatenate([train['alphabets'], test['alphabets']])
+  if split == 'maml_shuffled':
+    order = np.random.default_rng(MAML_SHUFFLE_SEED).permutation(len(images))
+    images, alphabets = images[order], alphabets[order]
   cut = MAML_TRAIN_CHARACTERS
   return (images[:cut], alphabets[:cut]), (images[cut:], alphabets[cut:])
 
@@ -299,7 +307,7 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
   Args:
     data_dir: Folder with the Omniglot files (or its parent with
       `omniglot/`); default `fedmeta.data.files.default_data_dir`.
-    split: 'maml', 'background' or 'background_small'.
+    split: 'maml', 'maml_shuffled', 'background' or 'background_small'.
     ways: Characters (classes) per client with `clients_by='characters'`;
       the model's outputs (an episode's N) with 'pools'.
     clients_by: 'characters' (meta-train / meta-test character groups),
