@@ -6,7 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fedmeta-installed
 TFF := tensorflow-federated==0.87.0
 
-.PHONY: venv demo test lock clean
+# `make notebook`: a Jupyter server for Colab's "Connect to a local runtime",
+# its kernel .venv's Python.
+NOTEBOOK_VENV := .venv-notebook
+NOTEBOOK_STAMP := $(NOTEBOOK_VENV)/.fedmeta-installed
+NOTEBOOK_PORT ?= 8888
+NOTEBOOK_TOKEN ?=
+COLAB := https://colab.research.google.com
+
+.PHONY: venv demo test lock clean notebook
 
 venv: $(STAMP)
 
@@ -25,6 +33,23 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo --root_output_dir=/tmp/fedmeta_runs \
 	  --experiment_name=demo_$$(date +%Y%m%d_%H%M%S)
 
+$(NOTEBOOK_STAMP): requirements-notebook.lock
+	test -x $(NOTEBOOK_VENV)/bin/python || $(PYTHON) -m venv $(NOTEBOOK_VENV)
+	$(NOTEBOOK_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	  -r requirements-notebook.lock
+	touch $(NOTEBOOK_STAMP)
+
+# Prints the URL (with its token) to paste into Colab's local-runtime dialog.
+notebook: $(STAMP) $(NOTEBOOK_STAMP)
+	$(PY) -m ipykernel install --prefix $(NOTEBOOK_VENV) --name fedmeta \
+	  --display-name "fedmeta (.venv)" >/dev/null
+	$(NOTEBOOK_VENV)/bin/jupyter server --ServerApp.root_dir=notebooks \
+	  --ServerApp.allow_origin=$(COLAB) --ServerApp.port=$(NOTEBOOK_PORT) \
+	  --ServerApp.port_retries=0 --ServerApp.open_browser=False \
+	  --MappingKernelManager.default_kernel_name=fedmeta \
+	  $(if $(NOTEBOOK_TOKEN),--IdentityProvider.token=$(NOTEBOOK_TOKEN)) \
+	  $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
+
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -36,4 +61,4 @@ lock: $(STAMP)
 	} > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(NOTEBOOK_VENV)
