@@ -40,6 +40,12 @@ SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
 AGGREGATIONS = ('mean', 'clip', 'zeroing', 'median', 'trimmed_mean')
 # Algorithms whose name fixes the server optimizer.
 _OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
+# The kind of each other algorithm's own server optimizer (its builder's
+# default), which --server_learning_rate alone rescales.
+DEFAULT_SERVER_OPTIMIZER = {
+    'fed_avg': 'sgd', 'fed_sgd': 'sgd', 'fed_prox': 'sgd',
+    'fed_maml': 'adam', 'fo_maml': 'adam', 'meta_sgd': 'adam',
+    'reptile': 'sgd', 'per_fedavg_fo': 'sgd', 'per_fedavg_hf': 'sgd'}
 
 _TASK = flags.DEFINE_enum('task', 'digits', list(data.TASKS),
                           'Federated task (dataset and model).')
@@ -73,13 +79,15 @@ _CLIENT_LEARNING_RATE = flags.DEFINE_float(
     'client_learning_rate', 0.1, 'Client SGD learning rate.', lower_bound=0.0)
 _SERVER_OPTIMIZER = flags.DEFINE_enum(
     'server_optimizer', 'sgd', SERVER_OPTIMIZERS,
-    'Server optimizer for fed_avg, fed_sgd and fed_prox (fed_adam, fed_yogi, '
-    'fed_adagrad and fed_avgm fix their own). Meta-learning algorithms keep '
-    'their own default (Adam(0.001) for fed_maml, fo_maml and meta_sgd; '
-    'SGD(1.0) for reptile and Per-FedAvg) unless this or '
-    '--server_learning_rate is given.')
+    "Server optimizer; unset, the algorithm's own (SGD(1.0) for fed_avg and "
+    'fed_prox, SGD(0.1) for fed_sgd, Adam(0.001) for fed_maml, fo_maml and '
+    'meta_sgd, SGD(1.0) for reptile and Per-FedAvg; fed_adam, fed_yogi, '
+    'fed_adagrad and fed_avgm fix theirs). Given, with '
+    '--server_learning_rate (1.0 when unset).')
 _SERVER_LEARNING_RATE = flags.DEFINE_float(
-    'server_learning_rate', 1.0, 'Server learning rate.', lower_bound=0.0)
+    'server_learning_rate', 1.0, "Server learning rate; unset, the "
+    "algorithm's own. Alone, it rescales the algorithm's own optimizer "
+    '(Adam stays Adam).', lower_bound=0.0)
 _PROXIMAL_STRENGTH = flags.DEFINE_float(
     'proximal_strength', 0.01, "FedProx's mu.", lower_bound=0.0)
 _INNER_STEPS = flags.DEFINE_integer(
@@ -337,6 +345,24 @@ def build_model_aggregator():
   return factory
 
 
+def server_optimizer_kwargs(name: str) -> dict:
+  """The builder's server optimizer arguments: none (its own default) unless
+  a server flag is given; --server_learning_rate alone keeps its kind."""
+  if name in _OWN_SERVER_OPTIMIZER:
+    if _SERVER_OPTIMIZER.present:
+      raise RunError(f'--server_optimizer: {name} fixes its server optimizer; '
+                     'use --algorithm=fed_avg to choose one')
+    if _SERVER_LEARNING_RATE.present:
+      return {'server_learning_rate': _SERVER_LEARNING_RATE.value}
+    return {}
+  if not (_SERVER_OPTIMIZER.present or _SERVER_LEARNING_RATE.present):
+    return {}
+  kind = (_SERVER_OPTIMIZER.value if _SERVER_OPTIMIZER.present
+          else DEFAULT_SERVER_OPTIMIZER[name])
+  return {'server_optimizer': server_optimizer(kind,
+                                               _SERVER_LEARNING_RATE.value)}
+
+
 def build_process(model, model_aggregator):
   """The learning process the flags ask for."""
   name = _ALGORITHM.value
@@ -349,19 +375,8 @@ def build_process(model, model_aggregator):
       kwargs['local_steps'] = _INNER_STEPS.value
     else:
       kwargs['inner_steps'] = _INNER_STEPS.value
-    # Unless told otherwise, each method's own outer optimizer (MAML's Adam).
-    if _SERVER_OPTIMIZER.present or _SERVER_LEARNING_RATE.present:
-      kwargs['server_optimizer'] = server_optimizer(
-          _SERVER_OPTIMIZER.value, _SERVER_LEARNING_RATE.value)
-    return builder(model, **kwargs)
-  if name in _OWN_SERVER_OPTIMIZER:
-    if _SERVER_OPTIMIZER.present:
-      raise RunError(f'--server_optimizer: {name} fixes its server optimizer; '
-                     'use --algorithm=fed_avg to choose one')
-    kwargs['server_learning_rate'] = _SERVER_LEARNING_RATE.value
-  else:
-    kwargs['server_optimizer'] = server_optimizer(
-        _SERVER_OPTIMIZER.value, _SERVER_LEARNING_RATE.value)
+    return builder(model, **kwargs, **server_optimizer_kwargs(name))
+  kwargs.update(server_optimizer_kwargs(name))
   if name != 'fed_sgd':
     kwargs['client_optimizer'] = tff.learning.optimizers.build_sgdm(
         _CLIENT_LEARNING_RATE.value)

@@ -128,12 +128,8 @@ def build(model, model_aggregator):
                        'meta-gradients; no aggregation, privacy or attack '
                        'flags')
   flag_values = flags.FLAGS
-  if flag_values['server_optimizer'].present or (
-      flag_values['server_learning_rate'].present):
-    optimizer = run.server_optimizer(flag_values.server_optimizer,
-                                     flag_values.server_learning_rate)
-  else:
-    optimizer = fed_maml.DEFAULT_SERVER_OPTIMIZER_FN()
+  optimizer = (run.server_optimizer_kwargs(name).get('server_optimizer')
+               or fed_maml.DEFAULT_SERVER_OPTIMIZER_FN())
   return CentralizedMaml(
       model, inner_learning_rate=flag_values.inner_learning_rate,
       inner_steps=flag_values.inner_steps, first_order=name == 'fo_maml',
