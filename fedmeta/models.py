@@ -101,11 +101,28 @@ class FunctionalAdapter:
   def forward(self, weights, batch, training: bool):
     """(`tff.learning.models.BatchOutput`, labels) of one batch at `weights`."""
     x, y = batch_xy(batch)
-    predictions = self.model.predict_on_batch(weights, x, training=training)
+    predictions = self._predict(weights, x, training)
     loss = self.model.loss(output=predictions, label=y)
     num_examples = tf.shape(tf.nest.flatten(predictions)[0])[0]
     return tff.learning.models.BatchOutput(
         loss=loss, predictions=predictions, num_examples=num_examples), y
+
+  def _predict(self, weights, x, training):
+    """The model's predictions; for an empty batch, computed on one row of
+    zeros and cut to none. TF 2.14's oneDNN convolutions give an empty batch
+    the wrong shape, and the next convolution fails ("input depth must be
+    evenly divisible by filter depth: 1 vs 32"): a meta-learning client with
+    one example has an empty query set."""
+    def predict(inputs):
+      return self.model.predict_on_batch(weights, inputs, training=training)
+
+    def one_zero_row(t):
+      return tf.zeros(tf.concat([[1], tf.shape(t)[1:]], 0), t.dtype)
+
+    return tf.cond(
+        tf.shape(tf.nest.flatten(x)[0])[0] > 0, lambda: predict(x),
+        lambda: tf.nest.map_structure(
+            lambda p: p[:0], predict(tf.nest.map_structure(one_zero_row, x))))
 
   def forward_and_gradient(self, weights, batch):
     """`forward` in training mode, plus d loss / d trainable weights."""

@@ -1,11 +1,18 @@
-"""Batch statistics normalization and MAML's Omniglot conv net, by hand."""
+"""Batch statistics normalization and MAML's Omniglot conv net, by hand;
+convolutional models on empty batches."""
 
 from absl.testing import absltest
 import numpy as np
-import tensorflow as tf
 
+import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
+from fedmeta import algorithms
 from fedmeta import models
+from fedmeta import runtime
 from fedmeta.data import omniglot
+from tests import testing
+
+import tensorflow as tf  # pylint: disable=g-bad-import-order
+import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 
 
 def _hand_batch_norm(x, beta, gamma=None, epsilon=1e-3):
@@ -65,6 +72,53 @@ class BatchStatisticsTest(absltest.TestCase):
     shapes = [tuple(w.shape) for w in model.initial_weights[0]]
     self.assertEqual(shapes[:4], [(3, 3, 1, 64), (64,), (64,), (64,)])
     self.assertEqual(shapes[-2:], [(64, 5), (5,)])
+
+
+def _two_conv_model():
+  """Two convolutions, as FEMNIST's CNN has: TF's oneDNN kernels fail on an
+  empty batch through them."""
+  def keras_model():
+    return tf.keras.Sequential([
+        tf.keras.layers.Input([8, 8, 1]),
+        tf.keras.layers.Conv2D(4, 3, padding='same', activation='relu'),
+        tf.keras.layers.MaxPool2D(2),
+        tf.keras.layers.Conv2D(6, 3, padding='same', activation='relu'),
+        tf.keras.layers.Flatten(), tf.keras.layers.Dense(3)])
+  return models.from_keras(
+      keras_model,
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec={'x': tf.TensorSpec([None, 8, 8, 1], tf.float32),
+                  'y': tf.TensorSpec([None], tf.int32)},
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy])
+
+
+class EmptyBatchTest(absltest.TestCase):
+
+  def test_client_with_one_example_on_a_conv_model(self):
+    # Its support set holds the one example and its query set none: this
+    # failed with "input depth must be evenly divisible by filter depth".
+    runtime.set_local_context()
+    rng = np.random.default_rng(0)
+    lone = testing.flagged_dataset(
+        rng.random((1, 8, 8, 1)).astype(np.float32), np.array([1], np.int32),
+        [True])
+    full = testing.flagged_dataset(
+        rng.random((6, 8, 8, 1)).astype(np.float32),
+        np.array([0, 1, 2, 0, 1, 2], np.int32), [True] * 3 + [False] * 3)
+    model = _two_conv_model()
+    summary = algorithms.build_personalization_eval(model)(
+        model_weights(model), [lone, full])
+    self.assertEqual(summary['num_clients'], 1)  # The one with a query set.
+    process = algorithms.build_fed_maml(model, inner_learning_rate=0.1)
+    output = process.next(process.initialize(), [lone, full])
+    self.assertEqual(output.metrics['client_work']['train']['num_examples'], 3)
+    self.assertEqual(output.metrics['client_work']['clients_empty'], 1)
+    self.assertTrue(all(np.all(np.isfinite(w)) for w in
+                        process.get_model_weights(output.state).trainable))
+
+
+def model_weights(model):
+  return tff.learning.models.ModelWeights(*model.initial_weights)
 
 
 if __name__ == '__main__':
