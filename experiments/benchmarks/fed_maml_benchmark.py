@@ -1,14 +1,17 @@
 r"""Federated MAML round time vs a centralized MAML step in plain TF.
 
-Both compute the same second-order MAML update over the same tasks: 10
-Omniglot 5-way clients of MAML's 4-block conv net (20 drawings per
-character: 5-shot support, 15 query per class), one inner SGD step, then
-Adam on the averaged meta-gradient. The centralized step is one
-`tf.function` over pre-loaded tensors; the federated round goes through
-TFF's runtime with the clients' `tf.data` datasets. Runs are interleaved in
-one process and the medians compared. Prints one JSON line.
+Both compute the same second-order MAML update over the same tasks: one
+Omniglot N-way episode per client of MAML's 4-block conv net (by default 10
+clients, 5-way, 5-shot support and 15 query drawings per class), one inner
+SGD step, then Adam on the averaged meta-gradient. The centralized step is
+one graph over pre-loaded tensors; the federated round goes through TFF's
+runtime with the clients' `tf.data` datasets. Runs are interleaved in one
+process and the medians compared. Prints one JSON line.
 
   .venv/bin/python -m experiments.benchmarks.fed_maml_benchmark --repeats=7
+  # MAML's own Omniglot shape: 32 tasks of 5-way 1-shot, 1 query drawing.
+  .venv/bin/python -m experiments.benchmarks.fed_maml_benchmark --repeats=7 \
+      --clients=32 --shots=1 --query_shots=1 --norm=batch
 """
 
 import json
@@ -33,9 +36,16 @@ _CONCURRENCY = flags.DEFINE_integer(
     'unbounded if unset.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None,
                                 'Data root; default ../shared/data.')
+_CLIENTS = flags.DEFINE_integer('clients', 10, 'Tasks (clients) a round.',
+                                lower_bound=1)
+_WAYS = flags.DEFINE_integer('ways', 5, 'Classes per task.', lower_bound=2)
+_SHOTS = flags.DEFINE_integer('shots', 5, 'Support drawings per class.',
+                              lower_bound=1)
+_QUERY_SHOTS = flags.DEFINE_integer('query_shots', 15,
+                                    'Query drawings per class.', lower_bound=1)
+_NORM = flags.DEFINE_enum('norm', 'group', ['group', 'batch'],
+                          "The conv net's normalization (batch: MAML's).")
 
-CLIENTS = 10
-SHOTS = 5
 INNER_LR = 0.4
 OUTER_LR = 0.001
 
@@ -54,14 +64,14 @@ def centralized_step_fn(model, sx, sy, qx, qy):
     with tf.GradientTape() as outer:
       outer.watch(trainable)
       losses = []
-      for t in range(CLIENTS):
+      for t in range(len(sx)):
         with tf.GradientTape() as inner:
           inner.watch(trainable)
           support_loss = loss_at(trainable, sx[t], sy[t])
         grads = inner.gradient(support_loss, trainable)
         adapted = [w - INNER_LR * g for w, g in zip(trainable, grads)]
         losses.append(loss_at(adapted, qx[t], qy[t]))
-      meta_loss = tf.add_n(losses) / CLIENTS
+      meta_loss = tf.add_n(losses) / len(sx)
     meta_grads = outer.gradient(meta_loss, trainable)
     train_op = tf.compat.v1.train.AdamOptimizer(OUTER_LR).apply_gradients(
         zip(meta_grads, weights))
@@ -74,14 +84,14 @@ def main(argv):
   del argv
   runtime.set_local_context(
       max_concurrent_computation_calls=_CONCURRENCY.value)
-  task = data.load('omniglot', data_dir=_DATA_DIR.value, split='maml')
-  split = data.split_client_data(task.train, shots=SHOTS, seed=0)
-  arrays = []
-  for cid in split.client_ids[:CLIENTS]:
-    batches = list(split.create_tf_dataset_for_client(cid).batch(100)
-                   .as_numpy_iterator())
-    arrays.append(batches[0])
-  clients = [tf.data.Dataset.from_tensor_slices(a).batch(100)
+  task = data.load('omniglot', data_dir=_DATA_DIR.value, split='maml',
+                   ways=_WAYS.value, norm=_NORM.value)
+  sampler = data.EpisodeSampler(task.train, ways=_WAYS.value,
+                                shots=_SHOTS.value,
+                                query_shots=_QUERY_SHOTS.value, seed=0)
+  arrays = [sampler.episode(cid, 1)
+            for cid in task.train.client_ids[:_CLIENTS.value]]
+  clients = [tf.data.Dataset.from_tensor_slices(a).batch(1000)
              for a in arrays]
   stack = lambda key, support: np.stack(
       [a[key][a['support'] == support] for a in arrays])
@@ -109,9 +119,9 @@ def main(argv):
   med = {name: statistics.median(t) for name, t in times.items()}
   print(json.dumps({
       'benchmark': 'fed_maml_round',
-      'clients': CLIENTS, 'ways': 5, 'shots': SHOTS,
-      'concurrency': _CONCURRENCY.value,
-      'query_per_class': 20 - SHOTS, 'repeats': _REPEATS.value,
+      'clients': _CLIENTS.value, 'ways': _WAYS.value, 'shots': _SHOTS.value,
+      'query_per_class': _QUERY_SHOTS.value, 'norm': _NORM.value,
+      'concurrency': _CONCURRENCY.value, 'repeats': _REPEATS.value,
       'median_seconds': {k: round(v, 4) for k, v in med.items()},
       'fed_maml_over_centralized': round(
           med['fed_maml'] / med['centralized'], 3),

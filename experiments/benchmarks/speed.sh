@@ -11,3 +11,10 @@ for benchmark in fed_avg_benchmark fed_maml_benchmark scaling_benchmark \
   .venv/bin/python -m "experiments.benchmarks.$benchmark" --repeats=7 \
     2>/dev/null | tail -n 1 | tee -a "$OUT"
 done
+# MAML's own Omniglot shape: 32 tasks of 5-way 1-shot, 1 query drawing.
+.venv/bin/python -m experiments.benchmarks.fed_maml_benchmark --repeats=7 \
+  --clients=32 --shots=1 --query_shots=1 --norm=batch \
+  2>/dev/null | tail -n 1 | tee -a "$OUT"
+# 100 rounds of it through the runner, against 100 centralized steps.
+.venv/bin/python -m experiments.benchmarks.maml_run_benchmark --repeats=3 \
+  2>/dev/null | tail -n 1 | tee -a "$OUT"

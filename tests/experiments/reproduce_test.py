@@ -21,6 +21,17 @@ ROWS = [
 ]
 
 
+def _write_run(run_dir, rows):
+  """A finished run's metrics.csv and summary.json, 4 clients a round."""
+  os.makedirs(run_dir)
+  with open(os.path.join(run_dir, 'metrics.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  with open(os.path.join(run_dir, 'summary.json'), 'w') as f:
+    json.dump({'flags': {'rounds': len(rows), 'clients_per_round': 4}}, f)
+
+
 class ReproduceTest(absltest.TestCase):
 
   def test_every_run_names_a_committed_config(self):
@@ -67,17 +78,11 @@ class ReproduceTest(absltest.TestCase):
                       short=('--rounds=3',))
     study = studies.Study('T', 'P', (run,), short=('--eval_every=1',),
                           time_targets=(0.6,))
-    os.makedirs(os.path.join(out, 'b'))
-    rows = [{'round': '1', 'round_seconds': '1.0', 'eval/acc/mean': '0.5',
-             'eval/acc/ci95': '0.05'},
-            {'round': '2', 'round_seconds': '1.0', 'eval/acc/mean': '0.75',
-             'eval/acc/ci95': '0.0125'}]
-    with open(os.path.join(out, 'b', 'metrics.csv'), 'w', newline='') as f:
-      writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-      writer.writeheader()
-      writer.writerows(rows)
-    with open(os.path.join(out, 'b', 'summary.json'), 'w') as f:
-      json.dump({'flags': {'rounds': 2, 'clients_per_round': 4}}, f)
+    _write_run(os.path.join(out, 'b'), [
+        {'round': '1', 'round_seconds': '1.0', 'eval/acc/mean': '0.5',
+         'eval/acc/ci95': '0.05'},
+        {'round': '2', 'round_seconds': '1.0', 'eval/acc/mean': '0.75',
+         'eval/acc/ci95': '0.0125'}])
     self.assertEqual(
         reproduce.table(study, out).splitlines()[-1],
         '| B | `eval/acc/mean` | 98.7 | 0.7500 +- 0.0125 | 2 x 4 | 8 / 2 s | '
@@ -94,13 +99,7 @@ class ReproduceTest(absltest.TestCase):
                       (studies.Row('A', 'eval/acc', '0.9 (paper)'),))
     study = studies.Study('T', 'P', (run,), short=('--eval_every=1',),
                           target=0.5)
-    os.makedirs(os.path.join(out, 'a'))
-    with open(os.path.join(out, 'a', 'metrics.csv'), 'w', newline='') as f:
-      writer = csv.DictWriter(f, fieldnames=list(ROWS[0]))
-      writer.writeheader()
-      writer.writerows(ROWS)
-    with open(os.path.join(out, 'a', 'summary.json'), 'w') as f:
-      json.dump({'flags': {'rounds': 3, 'clients_per_round': 4}}, f)
+    _write_run(os.path.join(out, 'a'), ROWS)
     lines = reproduce.table(study, out).splitlines()
     self.assertEqual(
         lines[-1],
