@@ -9,9 +9,10 @@ Takes the runner's flags (`--algorithm=fed_maml` or `fo_maml`) and runs
 through the runner's own loop: the same sampled clients and episodes each
 round, the same held-out evaluation, outputs, checkpoints and resume. Only
 the step differs: each round's tasks are one meta-batch of Finn et al.'s
-Algorithm 2, their meta-gradients (`fedmeta.algorithms.meta_tf`) computed in
-one TF graph session, averaged by query examples and applied by the same
-`tff.learning.optimizers` outer optimizer, with no TFF runtime in between.
+Algorithm 2, the meta-gradient of their query losses (adapted with
+`fedmeta.algorithms.meta_tf`) computed in one TF graph call, averaged by
+query examples and applied by the same `tff.learning.optimizers` outer
+optimizer, with no TFF runtime in between.
 Aggregation, privacy and attack flags do not apply and are refused.
 """
 
@@ -37,8 +38,10 @@ class CentralizedMaml:
   """MAML over explicit weights, with `LearningProcess`'s interface as the
   round loop uses it (`initialize`, `next`, `get_model_weights`).
 
-  The state is `{'weights': [...], 'optimizer': ...}` of numpy arrays, so
-  the runner's checkpoints hold it as they hold a TFF state.
+  A round is one graph call: the meta-gradient of the query losses of all
+  its tasks, averaged by query examples (as the federated mean weights each
+  client's). The state is `{'weights': [...], 'optimizer': ...}` of numpy
+  arrays, so the runner's checkpoints hold it as they hold a TFF state.
   """
 
   def __init__(self, model: tff.learning.models.FunctionalModel, *,
@@ -47,28 +50,54 @@ class CentralizedMaml:
                server_optimizer: tff.learning.optimizers.Optimizer):
     self._model = model
     self._optimizer = server_optimizer
-    initial = [np.asarray(w) for w in model.initial_weights[0]]
-    self._initial = initial
-    element = collections.OrderedDict(sorted(dict(
-        model.input_spec, support=tf.TensorSpec([None], tf.bool)).items()))
-    self._graph = tf.Graph()
-    with self._graph.as_default():
-      self._weights = [tf.compat.v1.placeholder(w.dtype, w.shape)
-                       for w in initial]
-      self._episode = collections.OrderedDict(
-          (k, tf.compat.v1.placeholder(s.dtype, s.shape))
-          for k, s in element.items())
-      dataset = tf.data.Dataset.from_tensor_slices(self._episode).batch(
-          1 << 20)
-      result = meta_tf.maml_gradient(
-          models.build(model), (tuple(self._weights), ()), dataset,
-          inner_learning_rate=inner_learning_rate, inner_steps=inner_steps,
-          first_order=first_order)
-      self._fetches = (list(result.update), result.num_examples,
-                       result.metrics)
-    self._session = tf.compat.v1.Session(graph=self._graph)
+    self._inner = dict(inner_steps=inner_steps, first_order=first_order)
+    self._inner_learning_rate = inner_learning_rate
+    self._initial = [np.asarray(w) for w in model.initial_weights[0]]
     self._finalize = local_tf.build_metrics_finalizer(
         models.spec(model).finalize_metrics)
+    self._steps = {}  # Number of tasks -> the graph's step function.
+
+  def _step(self, tasks: int):
+    """(weights, [(support, query)] of numpy batches) -> (mean gradient,
+    summed metrics state) for `tasks` tasks, built once per count."""
+    if tasks in self._steps:
+      return self._steps[tasks]
+    graph = tf.Graph()
+    with graph.as_default():
+      weights = tuple(tf.compat.v1.placeholder(w.dtype, w.shape)
+                      for w in self._initial)
+      placeholder = lambda s: tf.compat.v1.placeholder(s.dtype, s.shape)
+      feeds = [tuple(tf.nest.map_structure(placeholder,
+                                           dict(self._model.input_spec))
+                     for _ in ('support', 'query')) for _ in range(tasks)]
+      adapter = models.build(self._model)
+      rates = meta_tf.scalar_rates(self._inner_learning_rate, weights)
+      with tf.GradientTape() as tape:
+        tape.watch(weights)
+        weighted, counts, metrics = [], [], []
+        for support, query in feeds:
+          adapted = meta_tf.adapt(adapter, (weights, ()), support, rates,
+                                  **self._inner)
+          output, y = adapter.forward((adapted, ()), query, training=True)
+          count = tf.cast(meta_tf.num_rows(query), tf.float32)
+          weighted.append(count * output.loss)
+          counts.append(count)
+          metrics.append(meta_tf.batch_metrics(adapter, output, y))
+        loss = tf.add_n(weighted) / tf.maximum(tf.add_n(counts), 1.0)
+      gradient = tape.gradient(loss, weights,
+                               unconnected_gradients=meta_tf.ZERO)
+      summed = tf.nest.map_structure(lambda *m: tf.add_n(list(m)), *metrics)
+      session = tf.compat.v1.Session(graph=graph)
+
+    def step(values, episodes):
+      feed = dict(zip(weights, values))
+      for (support, query), (s, q) in zip(feeds, episodes):
+        feed.update({support[k]: s[k] for k in support})
+        feed.update({query[k]: q[k] for k in query})
+      return session.run((list(gradient), summed), feed)
+
+    self._steps[tasks] = step
+    return step
 
   def initialize(self):
     specs = [tf.TensorSpec(w.shape, w.dtype) for w in self._initial]
@@ -77,28 +106,17 @@ class CentralizedMaml:
                 np.asarray, self._optimizer.initialize(specs))}
 
   def next(self, state, datasets):
-    """One outer step on the tasks `datasets`, weighted by query examples."""
+    """One outer step on the tasks `datasets`."""
     weights = [np.asarray(w) for w in state['weights']]
-    total = count = metrics = None
+    episodes = []
     for dataset in datasets:
-      episode = next(dataset.unbatch().batch(1 << 20).as_numpy_iterator())
-      feed = dict(zip(self._weights, weights))
-      feed.update({self._episode[k]: episode[k] for k in self._episode})
-      gradient, examples, task_metrics = self._session.run(self._fetches,
-                                                           feed)
-      weighted = [np.float32(examples) * g for g in gradient]
-      if total is None:
-        total, count, metrics = weighted, examples, task_metrics
-      else:
-        total = [t + w for t, w in zip(total, weighted)]
-        count += examples
-        metrics = tf.nest.map_structure(np.add, metrics, task_metrics)
-    # As the federated process: the mean weighted by query examples, and
-    # the clients' metrics states summed, then finalized.
-    mean = [t / np.float32(max(count, 1)) for t in total]
+      e = next(dataset.unbatch().batch(1 << 20).as_numpy_iterator())
+      episodes.append(tuple({k: e[k][mask] for k in ('x', 'y')}
+                            for mask in (e['support'], ~e['support'])))
+    gradient, metrics = self._step(len(episodes))(weights, episodes)
     optimizer_state, new_weights = self._optimizer.next(
         *tf.nest.map_structure(tf.constant,
-                               (state['optimizer'], weights, mean)))
+                               (state['optimizer'], weights, gradient)))
     train = tf.nest.map_structure(np.asarray, self._finalize(metrics))
     return tff.learning.templates.LearningProcessOutput(
         state={'weights': [np.asarray(w) for w in new_weights],
