@@ -38,66 +38,45 @@ class CentralizedMaml:
   """MAML over explicit weights, with `LearningProcess`'s interface as the
   round loop uses it (`initialize`, `next`, `get_model_weights`).
 
-  A round is one graph call: the meta-gradient of the query losses of all
-  its tasks, averaged by query examples (as the federated mean weights each
-  client's). The state is `{'weights': [...], 'optimizer': ...}` of numpy
-  arrays, so the runner's checkpoints hold it as they hold a TFF state.
+  The meta-gradient of each task's query loss comes from one TF graph
+  (built once, fed each task's support and query batches); a round averages
+  them by query examples, as the federated mean weights each client's. The
+  state is `{'weights': [...], 'optimizer': ...}` of numpy arrays, so the
+  runner's checkpoints hold it as they hold a TFF state.
   """
 
   def __init__(self, model: tff.learning.models.FunctionalModel, *,
                inner_learning_rate: float, inner_steps: int,
                first_order: bool,
                server_optimizer: tff.learning.optimizers.Optimizer):
-    self._model = model
     self._optimizer = server_optimizer
-    self._inner = dict(inner_steps=inner_steps, first_order=first_order)
-    self._inner_learning_rate = inner_learning_rate
     self._initial = [np.asarray(w) for w in model.initial_weights[0]]
+    # Held: the finalizer's tf.function refers to the model weakly.
+    self._model = model
     self._finalize = local_tf.build_metrics_finalizer(
         models.spec(model).finalize_metrics)
-    self._steps = {}  # Number of tasks -> the graph's step function.
-
-  def _step(self, tasks: int):
-    """(weights, [(support, query)] of numpy batches) -> (mean gradient,
-    summed metrics state) for `tasks` tasks, built once per count."""
-    if tasks in self._steps:
-      return self._steps[tasks]
     graph = tf.Graph()
     with graph.as_default():
-      weights = tuple(tf.compat.v1.placeholder(w.dtype, w.shape)
-                      for w in self._initial)
+      self._weights = tuple(tf.compat.v1.placeholder(w.dtype, w.shape)
+                            for w in self._initial)
       placeholder = lambda s: tf.compat.v1.placeholder(s.dtype, s.shape)
-      feeds = [tuple(tf.nest.map_structure(placeholder,
-                                           dict(self._model.input_spec))
-                     for _ in ('support', 'query')) for _ in range(tasks)]
-      adapter = models.build(self._model)
-      rates = meta_tf.scalar_rates(self._inner_learning_rate, weights)
+      self._batches = tuple(
+          tf.nest.map_structure(placeholder, dict(model.input_spec))
+          for _ in ('support', 'query'))
+      support, query = self._batches
+      adapter = models.build(model)
+      rates = meta_tf.scalar_rates(inner_learning_rate, self._weights)
       with tf.GradientTape() as tape:
-        tape.watch(weights)
-        weighted, counts, metrics = [], [], []
-        for support, query in feeds:
-          adapted = meta_tf.adapt(adapter, (weights, ()), support, rates,
-                                  **self._inner)
-          output, y = adapter.forward((adapted, ()), query, training=True)
-          count = tf.cast(meta_tf.num_rows(query), tf.float32)
-          weighted.append(count * output.loss)
-          counts.append(count)
-          metrics.append(meta_tf.batch_metrics(adapter, output, y))
-        loss = tf.add_n(weighted) / tf.maximum(tf.add_n(counts), 1.0)
-      gradient = tape.gradient(loss, weights,
+        tape.watch(self._weights)
+        adapted = meta_tf.adapt(adapter, (self._weights, ()), support, rates,
+                                inner_steps=inner_steps,
+                                first_order=first_order)
+        output, y = adapter.forward((adapted, ()), query, training=True)
+      gradient = tape.gradient(output.loss, self._weights,
                                unconnected_gradients=meta_tf.ZERO)
-      summed = tf.nest.map_structure(lambda *m: tf.add_n(list(m)), *metrics)
-      session = tf.compat.v1.Session(graph=graph)
-
-    def step(values, episodes):
-      feed = dict(zip(weights, values))
-      for (support, query), (s, q) in zip(feeds, episodes):
-        feed.update({support[k]: s[k] for k in support})
-        feed.update({query[k]: q[k] for k in query})
-      return session.run((list(gradient), summed), feed)
-
-    self._steps[tasks] = step
-    return step
+      self._fetches = (list(gradient), meta_tf.num_rows(query),
+                       meta_tf.batch_metrics(adapter, output, y))
+    self._session = tf.compat.v1.Session(graph=graph)
 
   def initialize(self):
     specs = [tf.TensorSpec(w.shape, w.dtype) for w in self._initial]
@@ -108,12 +87,24 @@ class CentralizedMaml:
   def next(self, state, datasets):
     """One outer step on the tasks `datasets`."""
     weights = [np.asarray(w) for w in state['weights']]
-    episodes = []
+    total = count = metrics = None
     for dataset in datasets:
       e = next(dataset.unbatch().batch(1 << 20).as_numpy_iterator())
-      episodes.append(tuple({k: e[k][mask] for k in ('x', 'y')}
-                            for mask in (e['support'], ~e['support'])))
-    gradient, metrics = self._step(len(episodes))(weights, episodes)
+      feed = dict(zip(self._weights, weights))
+      for batch, mask in zip(self._batches, (e['support'], ~e['support'])):
+        feed.update({batch[k]: e[k][mask] for k in batch})
+      gradient, examples, task_metrics = self._session.run(self._fetches,
+                                                           feed)
+      weighted = [np.float32(examples) * g for g in gradient]
+      if total is None:
+        total, count, metrics = weighted, examples, task_metrics
+      else:
+        total = [t + w for t, w in zip(total, weighted)]
+        count += examples
+        metrics = tf.nest.map_structure(np.add, metrics, task_metrics)
+    # As the federated process: the mean weighted by query examples, and
+    # the clients' metrics states summed, then finalized.
+    gradient = [t / np.float32(max(count, 1)) for t in total]
     optimizer_state, new_weights = self._optimizer.next(
         *tf.nest.map_structure(tf.constant,
                                (state['optimizer'], weights, gradient)))
