@@ -27,15 +27,20 @@ from matplotlib import figure
 from experiments import curves
 from experiments.reproduce import studies
 
-_STUDY = flags.DEFINE_enum('study', None, list(studies.STUDIES),
-                           'The study to run.')
-_FULL = flags.DEFINE_bool(
-    'full', False, 'Run the configs as committed (the paper\'s budget: '
-    'hours to days on 2 cores) instead of the short version.')
-_ROOT = flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_reproduce',
-                            'Where the runs and the table go.')
-_RUNS = flags.DEFINE_list('runs', None,
-                          'Only these runs of the study (default all).')
+
+def define_flags() -> None:
+  """The driver's flags; defined by its entry point alone, so that importing
+  this module (as tests do) adds none beside the runner's."""
+  flags.DEFINE_enum('study', None, list(studies.STUDIES), 'The study to run.')
+  flags.DEFINE_bool(
+      'full', False, 'Run the configs as committed (the paper\'s budget: '
+      'hours to days on 2 cores) instead of the short version.')
+  flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_reproduce',
+                      'Where the runs and the table go.')
+  flags.DEFINE_list('runs', None,
+                    'Only these runs of the study (default all).')
+  flags.mark_flag_as_required('study')
+
 
 # Evaluations of a finished run's final model (model_weights.npz): modules
 # run as `python -m <module> <run dir> <output json>`, which write metrics to
@@ -217,31 +222,31 @@ def plot(study: studies.Study, out: str, path: str) -> None:
 
 def main(argv):
   del argv
-  study = studies.STUDIES[_STUDY.value]
-  out = os.path.join(_ROOT.value, _STUDY.value,
-                     'full' if _FULL.value else 'short')
+  study = studies.STUDIES[flags.FLAGS.study]
+  out = os.path.join(flags.FLAGS.root_output_dir, flags.FLAGS.study,
+                     'full' if flags.FLAGS.full else 'short')
   os.makedirs(out, exist_ok=True)
   names = [r.name for r in study.runs]
-  for name in _RUNS.value or ():
+  for name in flags.FLAGS.runs or ():
     if name not in names:
       raise app.UsageError(f'--runs: {name!r} is not a run of study '
-                           f'{_STUDY.value}: {", ".join(names)}')
+                           f'{flags.FLAGS.study}: {", ".join(names)}')
   try:
     for run in study.runs:
-      if not _RUNS.value or run.name in _RUNS.value:
-        run_one(command(run, added_flags(study, run, _FULL.value), out),
+      if not flags.FLAGS.runs or run.name in flags.FLAGS.runs:
+        run_one(command(run, added_flags(study, run, flags.FLAGS.full), out),
                 os.path.join(out, run.name))
         evaluate_once(run, os.path.join(out, run.name))
   except KeyboardInterrupt:
     print('interrupted; rerun the same command to resume', file=sys.stderr)
     sys.exit(130)
   plot(study, out, os.path.join(out, 'curves.png'))
-  text = table(study, out, _FULL.value)
+  text = table(study, out, flags.FLAGS.full)
   with open(os.path.join(out, 'table.md'), 'w') as f:
     f.write(text)
   print(text)
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('study')
+  define_flags()
   app.run(main)
