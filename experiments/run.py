@@ -225,6 +225,11 @@ _MAY_CHANGE_ON_RESUME = frozenset({
     'root_output_dir', 'experiment_name', 'workers'})
 
 
+# Flags added after runs were made, with the value those runs ran as (a
+# fixed support/query split was all there was).
+_BEFORE = {'resample_support': False, 'ways': None}
+
+
 class RunError(Exception):
   """A flag or input problem, reported as one line."""
 
@@ -424,6 +429,19 @@ def _output_dir(experiment_name: str, config: dict) -> str:
   return path
 
 
+def _ignored_on_resume(name: str, config: dict) -> bool:
+  """Whether flag `name` may differ on resume: it leaves the rounds already
+  run as they are, or does nothing for this run."""
+  if name in _MAY_CHANGE_ON_RESUME:
+    return True
+  if name == 'resample_support':
+    return (config.get('algorithm') not in algorithms.META_LEARNING
+            or config.get('ways') is not None)
+  if name in ('query_shots', 'eval_episodes', 'eval_query_shots'):
+    return config.get('ways') is None
+  return False
+
+
 def _check_resumable(path: str, config_path: str, config: dict) -> None:
   try:
     with open(config_path) as f:
@@ -432,10 +450,21 @@ def _check_resumable(path: str, config_path: str, config: dict) -> None:
     raise RunError(f'--experiment_name: {config_path} is unreadable ({e}); '
                    'choose another name') from e
   for name in sorted(set(config) | set(previous)):
-    if name not in _MAY_CHANGE_ON_RESUME and (
-        config.get(name) != previous.get(name)):
+    if _ignored_on_resume(name, config):
+      continue
+    if name not in previous and name in _BEFORE:
+      # The run was made before the flag existed, and ran as _BEFORE says.
+      before = _BEFORE[name]
+      if config.get(name) != before:
+        value = (f'--no{name}' if before is False else f'--{name}={before}')
+        raise RunError(
+            f'--{name}: the run in {path} was made before this flag and ran '
+            f'as {value}; rerun with {value} to resume it, or choose another '
+            '--experiment_name')
+    elif config.get(name) != previous.get(name):
+      what = 'the variant' if name == 'variant' else f'--{name}'
       raise RunError(
-          f'--{name}: {config.get(name)!r} differs from the '
+          f'{what}: {config.get(name)!r} differs from the '
           f'{previous.get(name)!r} of the run in {path}; rerun with the same '
           'flags to resume it, or choose another --experiment_name')
   done = training_loop.last_checkpoint_round(path)
@@ -483,7 +512,13 @@ def episode_samplers(task: data.Task):
     for flag in (_QUERY_SHOTS, _EVAL_EPISODES, _EVAL_QUERY_SHOTS):
       if flag.present:
         raise RunError(f'--{flag.name}: needs --ways')
+    if task.episodic:
+      raise RunError(f'--ways: task {task.name} with these options holds '
+                     'class pools for episodes; give --ways and --shots')
     return None
+  if _MAX_CLIENT_EXAMPLES.present:
+    raise RunError('--max_client_examples: not with --ways (an episode is '
+                   'its --shots and --query_shots)')
   if _ALGORITHM.value not in algorithms.META_LEARNING:
     raise RunError(f'--ways: episodes are for meta-learning algorithms, not '
                    f'{_ALGORITHM.value}')

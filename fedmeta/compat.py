@@ -71,15 +71,9 @@ def _from_config(name: str, config: dict) -> _tff.learning.optimizers.Optimizer:
         learning_rate,
         initial_preconditioner_value=config['initial_accumulator_value'],
         epsilon=config['epsilon'])
-  if name == 'RMSprop':
-    if config.get('momentum') or config.get('centered'):
-      raise CompatError('RMSprop: momentum and centered have no '
-                        'tff.learning.optimizers equivalent')
-    return _tff.learning.optimizers.build_rmsprop(
-        learning_rate, decay=config['rho'], epsilon=config['epsilon'])
   raise CompatError(
       f'tf.keras.optimizers.{name} has no tff.learning.optimizers '
-      'equivalent; use SGD, Adam, Adagrad or RMSprop, or pass a '
+      'equivalent; use SGD, Adam or Adagrad, or pass a '
       'tff.learning.optimizers.Optimizer')
 
 
@@ -89,8 +83,8 @@ def keras_optimizer(optimizer_fn: OptimizerFn, argument: str
 
   Args:
     optimizer_fn: A no-arg callable (a Keras optimizer class, say, as in
-      `client_optimizer_fn=tf.keras.optimizers.SGD`) returning a Keras SGD,
-      Adam, Adagrad or RMSprop (current or legacy), or a
+      `client_optimizer_fn=tf.keras.optimizers.SGD`) returning a Keras SGD
+      or Adam (current or legacy) or Adagrad (current), or a
       `tff.learning.optimizers.Optimizer`.
     argument: The argument's name, for errors.
 
@@ -104,8 +98,17 @@ def keras_optimizer(optimizer_fn: OptimizerFn, argument: str
                                 tf.keras.optimizers.legacy.Optimizer)):
     raise CompatError(f'{argument}: expected a Keras optimizer, got '
                       f'{type(optimizer).__name__}')
+  name = type(optimizer).__name__
   try:
-    return _from_config(type(optimizer).__name__, optimizer.get_config())
+    # Where Keras adds epsilon under the square root and tff.learning after
+    # it, the steps differ: RMSprop, and the legacy Adagrad.
+    if name == 'RMSprop' or (
+        name == 'Adagrad'
+        and isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer)):
+      raise CompatError(
+          f'{name}: Keras and tff.learning.optimizers place its epsilon '
+          'differently, so no tff.learning optimizer takes its steps')
+    return _from_config(name, optimizer.get_config())
   except CompatError as e:
     raise CompatError(f'{argument}: {e}') from None
 
@@ -165,18 +168,26 @@ def build_federated_averaging_process(
     A `FederatedAveragingProcess`.
 
   Raises:
-    CompatError: For an optimizer with no `tff.learning` equivalent.
+    CompatError: For an optimizer with no `tff.learning` equivalent, or
+      a weighting function.
   """
-  weighting = client_work.ClientWeighting.NUM_EXAMPLES
-  if client_weighting == _tff.learning.ClientWeighting.UNIFORM:
-    weighting = client_work.ClientWeighting.UNIFORM
+  weightings = {
+      None: client_work.ClientWeighting.NUM_EXAMPLES,
+      _tff.learning.ClientWeighting.NUM_EXAMPLES:
+          client_work.ClientWeighting.NUM_EXAMPLES,
+      _tff.learning.ClientWeighting.UNIFORM:
+          client_work.ClientWeighting.UNIFORM}
+  if client_weighting not in weightings:
+    raise CompatError(
+        f'client_weighting: {client_weighting!r} is not supported; give '
+        'tff.learning.ClientWeighting.NUM_EXAMPLES or UNIFORM')
   return FederatedAveragingProcess(fed_avg.build_fed_avg(
       _model(model_fn),
       client_optimizer=keras_optimizer(client_optimizer_fn,
                                        'client_optimizer_fn'),
       server_optimizer=keras_optimizer(server_optimizer_fn,
                                        'server_optimizer_fn'),
-      client_weighting=weighting))
+      client_weighting=weightings[client_weighting]))
 
 
 def build_federated_evaluation(model_fn: Callable[[], Any]):

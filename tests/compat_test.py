@@ -114,15 +114,18 @@ class KerasOptimizerTest(parameterized.TestCase):
       ('sgd', lambda: tf.keras.optimizers.SGD(0.1)),
       ('sgd_momentum', lambda: tf.keras.optimizers.SGD(0.1, momentum=0.9)),
       ('legacy_sgd', lambda: tf.keras.optimizers.legacy.SGD(0.05, 0.5)),
+      # Large epsilons and small gradients: where epsilon goes shows.
       ('adam', lambda: tf.keras.optimizers.Adam(0.01, beta_1=0.8,
-                                                beta_2=0.99, epsilon=1e-3)),
+                                                beta_2=0.99, epsilon=0.1)),
+      ('legacy_adam', lambda: tf.keras.optimizers.legacy.Adam(
+          0.01, epsilon=0.1)),
       ('adagrad', lambda: tf.keras.optimizers.Adagrad(
-          0.1, initial_accumulator_value=0.2)),
-      ('rmsprop', lambda: tf.keras.optimizers.RMSprop(0.01, rho=0.8)))
+          0.1, initial_accumulator_value=0.2, epsilon=0.1)))
   def test_steps_equal_keras(self, optimizer_fn):
     rng = np.random.default_rng(0)
     start = rng.normal(size=(3, 2)).astype(np.float32)
-    gradients = [rng.normal(size=(3, 2)).astype(np.float32) for _ in range(4)]
+    gradients = [0.1 * rng.normal(size=(3, 2)).astype(np.float32)
+                 for _ in range(4)]
     keras_optimizer = optimizer_fn()
     variable = tf.Variable(start)
     for g in gradients:
@@ -144,11 +147,22 @@ class KerasOptimizerTest(parameterized.TestCase):
        r'^server_optimizer_fn: SGD: nesterov=True'),
       ('weight_decay', lambda: tf.keras.optimizers.Adam(weight_decay=0.1),
        r'^server_optimizer_fn: Adam: weight_decay=0.1'),
+      ('rmsprop', tf.keras.optimizers.RMSprop,
+       r'^server_optimizer_fn: RMSprop: Keras and tff.learning.optimizers '
+       r'place its epsilon differently'),
+      ('legacy_adagrad', tf.keras.optimizers.legacy.Adagrad,
+       r'^server_optimizer_fn: Adagrad: Keras and tff.learning'),
       ('not_an_optimizer', lambda: 0.1,
        r'^server_optimizer_fn: expected a Keras optimizer, got float'))
   def test_no_equivalent_is_a_one_line_error(self, optimizer_fn, error):
     with self.assertRaisesRegex(compat.CompatError, error):
       compat.keras_optimizer(optimizer_fn, 'server_optimizer_fn')
+
+  def test_weighting_function_is_a_one_line_error(self):
+    with self.assertRaisesRegex(compat.CompatError, r'^client_weighting: '):
+      compat.build_federated_averaging_process(
+          lambda: None, tf.keras.optimizers.SGD,
+          client_weighting=lambda metrics: 1.0)
 
   def test_tff_optimizer_passes_through(self):
     optimizer = tff.learning.optimizers.build_yogi(0.1)

@@ -59,8 +59,8 @@ def centralized_steps():
   task = data.load('omniglot', split='maml_shuffled', clients_by='pools',
                    rotations=True, norm='batch')
   sampler = data.EpisodeSampler(task.train, ways=5, shots=1, query_shots=1)
-  episodes = [sampler.episode(task.train.client_ids[t % 60], 1, t)
-              for t in range(TASKS)]
+  ids = task.train.client_ids
+  episodes = [sampler.episode(ids[t % len(ids)], 1, t) for t in range(TASKS)]
   stack = lambda key, support: np.stack(
       [e[key][e['support'] == support] for e in episodes])
   step = fed_maml_benchmark.centralized_step_fn(

@@ -13,7 +13,8 @@ Algorithm 2, the meta-gradient of their query losses (adapted with
 `fedmeta.algorithms.meta_tf`) computed in one TF graph call, averaged by
 query examples and applied by the same `tff.learning.optimizers` outer
 optimizer, with no TFF runtime in between.
-Aggregation, privacy and attack flags do not apply and are refused.
+Aggregation, privacy, attack, dropout and straggler flags do not apply
+and are refused.
 """
 
 import collections
@@ -132,6 +133,10 @@ def build(model, model_aggregator):
   if name not in ('fed_maml', 'fo_maml'):
     raise run.RunError(f'--algorithm: the centralized baseline is MAML\'s; '
                        f'give fed_maml or fo_maml, not {name}')
+  for flag in ('dropout_rate', 'straggler_fraction'):
+    if flags.FLAGS[flag].value:
+      raise run.RunError(f'--{flag}: the centralized baseline takes every '
+                         "round's tasks whole")
   if not isinstance(model_aggregator, tff.aggregators.MeanFactory):
     raise run.RunError('--aggregation: the centralized baseline averages '
                        'meta-gradients; no aggregation, privacy or attack '

@@ -138,7 +138,7 @@ def evaluation_datasets(sampler: EpisodeSampler, num_episodes: int,
   Episode e comes from client `client_ids[e % len(client_ids)]` (default the
   sampler's clients), drawn apart from every training round's episodes.
   """
-  ids = list(client_ids or sampler.client_ids)
+  ids = list(sampler.client_ids if client_ids is None else client_ids)
   if num_episodes < 1:
     raise task_lib.DataError(
         f'num_episodes: must be >= 1, got {num_episodes}')

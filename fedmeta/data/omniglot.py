@@ -1,7 +1,8 @@
 """Omniglot few-shot classification (Lake et al. 2015, Science), federated:
-clients are groups of characters, and each client's data is an N-way task,
-as in MAML's Omniglot experiments (Finn et al. 2017,
-https://arxiv.org/abs/1703.03400).
+clients are groups of characters (each client's data an N-way task), pools
+of characters that draw a fresh N-way episode each round, as MAML's Omniglot
+experiments do (Finn et al. 2017, https://arxiv.org/abs/1703.03400), or
+drawers.
 
 Sources, in a folder `omniglot/` (or the folder itself):
 - `images_background.npz` / `images_evaluation.npz`: all 1,623 characters x
@@ -345,7 +346,7 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
         test=_pool_clients(test_images, rotations,
                            [np.arange(len(test_images))], 'heldout'),
         model_fn=lambda: conv4_model_fn(ways, norm),
-        examples_per_class=DRAWERS)
+        examples_per_class=DRAWERS, episodic=True)
   if clients_by == 'drawer':
     train = _drawer_clients(train_images, rotations, range(TRAIN_DRAWERS))
     test = _drawer_clients(train_images, rotations,

@@ -29,12 +29,15 @@ class Task(NamedTuple):
     examples_per_class: Fewest examples of one class on one training client
       that the task guarantees (`None`: no guarantee); meta-learning with
       K shots per class needs more than K.
+    episodic: Clients are class pools whose labels exceed the model's
+      outputs: they are for episodes (`fedmeta.data.episodes`) only.
   """
   name: str
   train: tff.simulation.datasets.ClientData
   test: tff.simulation.datasets.ClientData
   model_fn: Callable[[], tff.learning.models.FunctionalModel]
   examples_per_class: int | None = None
+  episodic: bool = False
 
 
 def classifier(keras_model_fn: Callable[[], tf.keras.Model],

@@ -183,6 +183,41 @@ class RunTest(parameterized.TestCase):
     self.assertGreater(
         float(rows[-1]['eval/after/loss/ci95']), 0)
 
+  def test_run_made_before_the_episode_flags_resumes(self):
+    added = ('resample_support', 'ways', 'query_shots', 'eval_episodes',
+             'eval_query_shots')
+
+    def make_old(name, *args):
+      self.assertEqual(run(*SMALL, *args, '--rounds=1',
+                           f'--root_output_dir={self.root}',
+                           f'--experiment_name={name}').returncode, 0)
+      path = os.path.join(self.root, name, 'config.json')
+      with open(path) as f:
+        config = json.load(f)
+      with open(path, 'w') as f:
+        json.dump({k: v for k, v in config.items() if k not in added}, f)
+
+    make_old('avg')
+    result = run(*SMALL, '--rounds=2', f'--root_output_dir={self.root}',
+                 '--experiment_name=avg')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('resuming after round 1 ', result.stdout)
+    # A meta-learning run then had one fixed support/query split.
+    make_old('meta', '--algorithm=fed_maml', '--noresample_support')
+    args = [*SMALL, '--algorithm=fed_maml', '--rounds=2',
+            f'--root_output_dir={self.root}', '--experiment_name=meta']
+    result = run(*args)
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        f'error: --resample_support: the run in {self.root}/meta was made '
+        'before this flag and ran as --noresample_support; rerun with '
+        '--noresample_support to resume it, or choose another '
+        '--experiment_name')
+    result = run(*args, '--noresample_support')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('resuming after round 1 ', result.stdout)
+
   def test_rerun_of_finished_run_asks_for_more_rounds(self):
     args = [*SMALL, f'--root_output_dir={self.root}', '--experiment_name=f']
     self.assertEqual(run(*args, '--rounds=2').returncode, 0)
@@ -265,6 +300,9 @@ class RunTest(parameterized.TestCase):
                                      '--query_shots=2'], '--query_shots'),
       ('ways_for_fed_avg', ['--ways=3', '--shots=1'], '--ways'),
       ('ways_without_shots', ['--algorithm=fed_maml', '--ways=3'], '--ways'),
+      ('max_examples_with_ways',
+       ['--algorithm=fed_maml', '--ways=3', '--shots=1',
+        '--max_client_examples=5'], '--max_client_examples'),
       ('ways_over_a_clients_classes',
        ['--algorithm=fed_maml', '--ways=10', '--shots=5'],
        'a 10-way episode needs'))
@@ -273,6 +311,17 @@ class RunTest(parameterized.TestCase):
     self.assertIn(result.returncode, (1, 2))
     self.assertNotIn('Traceback', result.stderr)
     self.assertIn(flag, result.stderr)
+
+  def test_class_pools_without_ways_is_one_line_error(self):
+    # Their labels are global class ids, beyond the model's outputs.
+    result = run('--task=omniglot', '--task_option=clients_by=pools',
+                 '--task_option=split=background_small',
+                 '--algorithm=fed_maml', '--shots=1', '--rounds=1',
+                 f'--root_output_dir={self.root}')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(result.stderr.strip(),
+                     'error: --ways: task omniglot with these options holds '
+                     'class pools for episodes; give --ways and --shots')
 
   def test_missing_data_is_one_line_error(self):
     result = run('--task=femnist', '--data_dir=/nonexistent', '--rounds=1',
