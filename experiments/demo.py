@@ -27,6 +27,7 @@ from experiments import training_loop
 from fedmeta import data
 from fedmeta import models
 from fedmeta.algorithms import meta_tf
+from fedmeta.data import support_query
 
 import numpy as np  # pylint: disable=g-bad-import-order
 import tensorflow as tf  # pylint: disable=g-bad-import-order
@@ -93,10 +94,9 @@ def held_out_clients(count: int):
   split = data.split_client_data(task.test, support_fraction=0.5, seed=0)
   clients = []
   for cid in split.client_ids[:count]:
-    e = next(split.create_tf_dataset_for_client(cid).batch(100)
-             .as_numpy_iterator())
-    clients.append(tuple({k: e[k][mask] for k in ('x', 'y')}
-                         for mask in (e['support'], ~e['support'])))
+    clients.append(support_query.support_and_query_arrays(next(
+        split.create_tf_dataset_for_client(cid).batch(100)
+        .as_numpy_iterator())))
   return clients
 
 

@@ -21,7 +21,7 @@ hyperparameters (`keras_optimizer`).
 
 import numbers
 import types
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import tensorflow as tf
 import tensorflow_federated as _tff
@@ -43,7 +43,14 @@ class CompatError(ValueError):
   """An argument of the old API that fedmeta cannot run as the old API did."""
 
 
-def _from_config(name: str, config: dict) -> _tff.learning.optimizers.Optimizer:
+def _from_config(name: str, config: dict,
+                 legacy: bool) -> _tff.learning.optimizers.Optimizer:
+  # Keras places RMSprop's and the legacy Adagrad's epsilon otherwise than
+  # tff.learning's (under or beside the square root): the steps differ.
+  if name == 'RMSprop' or (name == 'Adagrad' and legacy):
+    raise CompatError(
+        f'{name}: Keras and tff.learning.optimizers place its epsilon '
+        'differently, so no tff.learning optimizer takes its steps')
   for key, neutral in _NEUTRAL.items():
     if config.get(key, neutral) != neutral:
       raise CompatError(f'{name}: {key}={config[key]!r} has no '
@@ -98,17 +105,10 @@ def keras_optimizer(optimizer_fn: OptimizerFn, argument: str
                                 tf.keras.optimizers.legacy.Optimizer)):
     raise CompatError(f'{argument}: expected a Keras optimizer, got '
                       f'{type(optimizer).__name__}')
-  name = type(optimizer).__name__
   try:
-    # Where Keras adds epsilon under the square root and tff.learning after
-    # it, the steps differ: RMSprop, and the legacy Adagrad.
-    if name == 'RMSprop' or (
-        name == 'Adagrad'
-        and isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer)):
-      raise CompatError(
-          f'{name}: Keras and tff.learning.optimizers place its epsilon '
-          'differently, so no tff.learning optimizer takes its steps')
-    return _from_config(name, optimizer.get_config())
+    return _from_config(
+        type(optimizer).__name__, optimizer.get_config(),
+        legacy=isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer))
   except CompatError as e:
     raise CompatError(f'{argument}: {e}') from None
 
@@ -148,7 +148,8 @@ def build_federated_averaging_process(
     client_optimizer_fn: OptimizerFn,
     server_optimizer_fn: OptimizerFn = (
         lambda: tf.keras.optimizers.SGD(learning_rate=1.0)),
-    client_weighting: Optional[_tff.learning.ClientWeighting] = None,
+    client_weighting: _tff.learning.ClientWeighting = (
+        _tff.learning.ClientWeighting.NUM_EXAMPLES),
 ) -> FederatedAveragingProcess:
   """TFF's removed `tff.learning.build_federated_averaging_process`.
 
@@ -162,7 +163,8 @@ def build_federated_averaging_process(
       optimizer (see `keras_optimizer`).
     server_optimizer_fn: Likewise for the server; SGD(1.0) by default, as
       in the old API.
-    client_weighting: `tff.learning.ClientWeighting`; by examples if None.
+    client_weighting: `tff.learning.ClientWeighting`, by examples as in the
+      old API.
 
   Returns:
     A `FederatedAveragingProcess`.
@@ -171,13 +173,7 @@ def build_federated_averaging_process(
     CompatError: For an optimizer with no `tff.learning` equivalent, or
       a weighting function.
   """
-  weightings = {
-      None: client_work.ClientWeighting.NUM_EXAMPLES,
-      _tff.learning.ClientWeighting.NUM_EXAMPLES:
-          client_work.ClientWeighting.NUM_EXAMPLES,
-      _tff.learning.ClientWeighting.UNIFORM:
-          client_work.ClientWeighting.UNIFORM}
-  if client_weighting not in weightings:
+  if not isinstance(client_weighting, _tff.learning.ClientWeighting):
     raise CompatError(
         f'client_weighting: {client_weighting!r} is not supported; give '
         'tff.learning.ClientWeighting.NUM_EXAMPLES or UNIFORM')
@@ -187,7 +183,7 @@ def build_federated_averaging_process(
                                        'client_optimizer_fn'),
       server_optimizer=keras_optimizer(server_optimizer_fn,
                                        'server_optimizer_fn'),
-      client_weighting=weightings[client_weighting]))
+      client_weighting=client_work.ClientWeighting[client_weighting.name]))
 
 
 def build_federated_evaluation(model_fn: Callable[[], Any]):

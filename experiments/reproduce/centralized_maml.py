@@ -9,8 +9,8 @@ Takes the runner's flags (`--algorithm=fed_maml` or `fo_maml`) and runs
 through the runner's own loop: the same sampled clients and episodes each
 round, the same held-out evaluation, outputs, checkpoints and resume. Only
 the step differs: each round's tasks are one meta-batch of Finn et al.'s
-Algorithm 2, the meta-gradient of their query losses (adapted with
-`fedmeta.algorithms.meta_tf`) computed in one TF graph call, averaged by
+Algorithm 2, each task's meta-gradient (adapted with
+`fedmeta.algorithms.meta_tf`) computed by one plain-TF graph, averaged by
 query examples and applied by the same `tff.learning.optimizers` outer
 optimizer, with no TFF runtime in between.
 Aggregation, privacy, attack, dropout and straggler flags do not apply
@@ -29,6 +29,7 @@ from fedmeta import models
 from fedmeta.algorithms import fed_maml
 from fedmeta.algorithms import local_tf
 from fedmeta.algorithms import meta_tf
+from fedmeta.data import support_query
 
 import numpy as np  # pylint: disable=g-bad-import-order
 import tensorflow as tf  # pylint: disable=g-bad-import-order
@@ -90,10 +91,11 @@ class CentralizedMaml:
     weights = [np.asarray(w) for w in state['weights']]
     total = count = metrics = None
     for dataset in datasets:
-      e = next(dataset.unbatch().batch(1 << 20).as_numpy_iterator())
+      arrays = support_query.support_and_query_arrays(
+          next(dataset.unbatch().batch(1 << 20).as_numpy_iterator()))
       feed = dict(zip(self._weights, weights))
-      for batch, mask in zip(self._batches, (e['support'], ~e['support'])):
-        feed.update({batch[k]: e[k][mask] for k in batch})
+      for batch, values in zip(self._batches, arrays):
+        feed.update({batch[k]: values[k] for k in batch})
       gradient, examples, task_metrics = self._session.run(self._fetches,
                                                            feed)
       weighted = [np.float32(examples) * g for g in gradient]
@@ -141,12 +143,11 @@ def build(model, model_aggregator):
     raise run.RunError('--aggregation: the centralized baseline averages '
                        'meta-gradients; no aggregation, privacy or attack '
                        'flags')
-  flag_values = flags.FLAGS
   optimizer = (run.server_optimizer_kwargs(name).get('server_optimizer')
                or fed_maml.DEFAULT_SERVER_OPTIMIZER_FN())
   return CentralizedMaml(
-      model, inner_learning_rate=flag_values.inner_learning_rate,
-      inner_steps=flag_values.inner_steps, first_order=name == 'fo_maml',
+      model, inner_learning_rate=flags.FLAGS.inner_learning_rate,
+      inner_steps=flags.FLAGS.inner_steps, first_order=name == 'fo_maml',
       server_optimizer=optimizer)
 
 

@@ -116,32 +116,37 @@ def _series(rows: list[dict], column: str) -> list[tuple[int, float]]:
           if r.get(column) not in (None, '')]
 
 
-def to_target(rows: list[dict], column: str, target: float,
-              lower: bool) -> str:
-  """'rounds / MB' up to the first evaluation that reaches `target`."""
-  megabytes = 0.0
-  for r in rows:
-    megabytes += (float(r['bytes/server_to_client']) +
-                  float(r['bytes/client_to_server'])) / 1e6
+def _reaching(rows: list[dict], column: str, target: float,
+              lower: bool) -> list[dict] | None:
+  """The rows up to the first evaluation that reaches `target`, or None."""
+  for i, r in enumerate(rows):
     value = r.get(column)
     if value not in (None, '') and (
         float(value) <= target if lower else float(value) >= target):
-      return f'{r["round"]} / {megabytes:.1f} MB'
-  return 'not reached'
+      return rows[:i + 1]
+  return None
+
+
+def to_target(rows: list[dict], column: str, target: float,
+              lower: bool) -> str:
+  """'rounds / MB' up to the first evaluation that reaches `target`."""
+  reached = _reaching(rows, column, target, lower)
+  if reached is None:
+    return 'not reached'
+  megabytes = sum(float(r['bytes/server_to_client']) +
+                  float(r['bytes/client_to_server']) for r in reached) / 1e6
+  return f'{reached[-1]["round"]} / {megabytes:.1f} MB'
 
 
 def time_to_target(rows: list[dict], column: str, target: float,
                    lower: bool, clients_per_round: int) -> str:
   """'tasks / seconds' up to the first evaluation that reaches `target`:
   tasks seen (rounds x clients per round) and the rounds' own seconds."""
-  seconds = 0.0
-  for r in rows:
-    seconds += float(r['round_seconds'])
-    value = r.get(column)
-    if value not in (None, '') and (
-        float(value) <= target if lower else float(value) >= target):
-      return f'{int(r["round"]) * clients_per_round} / {seconds:.0f} s'
-  return 'not reached'
+  reached = _reaching(rows, column, target, lower)
+  if reached is None:
+    return 'not reached'
+  seconds = sum(float(r['round_seconds']) for r in reached)
+  return f'{int(reached[-1]["round"]) * clients_per_round} / {seconds:.0f} s'
 
 
 def _value(rows: list[dict], column: str) -> str:

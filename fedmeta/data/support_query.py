@@ -111,6 +111,14 @@ def query(dataset: tf.data.Dataset) -> tf.data.Dataset:
       _drop_flag)
 
 
+def support_and_query_arrays(batch) -> tuple[dict, dict]:
+  """(support, query) of one support-flagged batch of numpy arrays, without
+  the flag: `fedmeta.algorithms.meta_tf.support_and_query` outside TF."""
+  mask = batch[SUPPORT_KEY]
+  return tuple({k: v[m] for k, v in batch.items() if k != SUPPORT_KEY}
+               for m in (mask, ~mask))
+
+
 def _drop_flag(element):
   return {k: v for k, v in element.items() if k != SUPPORT_KEY}
 

@@ -94,6 +94,15 @@ class SupportQueryTest(parameterized.TestCase):
     self.assertFalse(np.array_equal(mask(), by_round[1]))
     np.testing.assert_array_equal(mask(), mask())
 
+  def test_arrays_split_by_the_flag_without_it(self):
+    support, query = support_query.support_and_query_arrays({
+        'support': np.array([True, False, True]), 'x': np.arange(3.0),
+        'y': np.array([5, 6, 7])})
+    np.testing.assert_array_equal(support['x'], [0.0, 2.0])
+    np.testing.assert_array_equal(support['y'], [5, 7])
+    self.assertEqual(list(query), ['x', 'y'])
+    np.testing.assert_array_equal(query['y'], [6])
+
   @parameterized.parameters(dict(), dict(shots=1, support_fraction=0.5),
                             dict(shots=0), dict(support_fraction=1.0))
   def test_bad_arguments(self, **kwargs):
