@@ -24,6 +24,7 @@ from absl import logging
 import fedmeta
 from fedmeta import aggregation
 from fedmeta import algorithms
+from fedmeta.algorithms import fed_protonet
 from fedmeta import privacy
 from fedmeta import data
 from fedmeta import runtime
@@ -37,7 +38,13 @@ import tensorflow as tf  # pylint: disable=g-bad-import-order
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 
 SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
-AGGREGATIONS = ('mean', 'clip', 'zeroing', 'median', 'trimmed_mean')
+AGGREGATIONS = ('mean', 'clip', 'zeroing', 'median', 'trimmed_mean', 'krum',
+                'multi_krum', 'bulyan', 'geometric_median', 'centered_clip')
+# Aggregations assuming --byzantine attackers.
+_BYZANTINE_RULES = ('krum', 'multi_krum', 'bulyan')
+# Aggregations that see every update in the clear, at the server.
+_STATISTICS = ('median', 'trimmed_mean', 'krum', 'multi_krum', 'bulyan',
+               'geometric_median', 'centered_clip')
 # Algorithms whose name fixes the server optimizer.
 _OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
 # The kind of each other algorithm's own server optimizer (its builder's
@@ -45,7 +52,8 @@ _OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
 DEFAULT_SERVER_OPTIMIZER = {
     'fed_avg': 'sgd', 'fed_sgd': 'sgd', 'fed_prox': 'sgd',
     'fed_maml': 'adam', 'fo_maml': 'adam', 'meta_sgd': 'adam',
-    'reptile': 'sgd', 'per_fedavg_fo': 'sgd', 'per_fedavg_hf': 'sgd'}
+    'reptile': 'sgd', 'per_fedavg_fo': 'sgd', 'per_fedavg_hf': 'sgd',
+    'fed_protonet': 'adam'}
 
 _TASK = flags.DEFINE_enum('task', 'digits', list(data.TASKS),
                           'Federated task (dataset and model).')
@@ -81,7 +89,8 @@ _SERVER_OPTIMIZER = flags.DEFINE_enum(
     'server_optimizer', 'sgd', SERVER_OPTIMIZERS,
     "Server optimizer; unset, the algorithm's own (SGD(1.0) for fed_avg and "
     'fed_prox, SGD(0.1) for fed_sgd, Adam(0.001) for fed_maml, fo_maml and '
-    'meta_sgd, SGD(1.0) for reptile and Per-FedAvg; fed_adam, fed_yogi, '
+    'meta_sgd and fed_protonet, SGD(1.0) for reptile and Per-FedAvg; '
+    'fed_adam, fed_yogi, '
     'fed_adagrad and fed_avgm fix theirs). Given, with '
     '--server_learning_rate (1.0 when unset).')
 _SERVER_LEARNING_RATE = flags.DEFINE_float(
@@ -119,6 +128,18 @@ _WAYS = flags.DEFINE_integer(
 _QUERY_SHOTS = flags.DEFINE_integer(
     'query_shots', None, 'With --ways: query examples per class of a '
     "training episode; default --shots (MAML's protocol).", lower_bound=1)
+_TRAIN_WAYS = flags.DEFINE_integer(
+    'train_ways', None, 'With --ways: classes of a training episode, where '
+    'they differ from the held-out ones (Snell et al. train ProtoNets '
+    '60-way and test 5-way); default --ways.', lower_bound=2)
+_EPISODES_PER_CLIENT = flags.DEFINE_integer(
+    'episodes_per_client', 1, 'With --ways: episodes a sampled client draws '
+    'each round; fed_protonet takes one client step per episode.',
+    lower_bound=1)
+_DISTANCE = flags.DEFINE_enum(
+    'distance', 'squared_euclidean', fed_protonet.DISTANCES,
+    "fed_protonet: the distance to the prototypes (Snell et al.'s squared "
+    'Euclidean, or cosine).')
 _EVAL_EPISODES = flags.DEFINE_integer(
     'eval_episodes', 600, 'With --ways: held-out episodes scored at each '
     'evaluation (mean and 95% confidence interval, as the few-shot papers '
@@ -152,12 +173,31 @@ _AGGREGATION = flags.DEFINE_enum(
     'aggregation', 'mean', AGGREGATIONS,
     'How client updates are combined: mean (weighted), clip (each update '
     'clipped to L2 norm --clip_norm, then the mean), zeroing (updates with '
-    'L2 norm over --clip_norm zeroed), median (coordinate-wise) or '
+    'L2 norm over --clip_norm zeroed), median (coordinate-wise), '
     'trimmed_mean (coordinate-wise, without the --trim_fraction largest and '
-    'smallest).')
+    'smallest), krum, multi_krum, bulyan (against --byzantine attackers), '
+    'geometric_median (RFA, weighted, by Weiszfeld iterations) or '
+    'centered_clip (radius --clip_norm, from the last aggregate); '
+    'fedmeta.aggregation has their papers.')
 _CLIP_NORM = flags.DEFINE_float(
-    'clip_norm', None, 'L2 norm for --aggregation=clip or zeroing.',
-    lower_bound=0.0)
+    'clip_norm', None, 'L2 norm for --aggregation=clip or zeroing; the radius '
+    'of --aggregation=centered_clip.', lower_bound=0.0)
+_BYZANTINE = flags.DEFINE_integer(
+    'byzantine', None, 'f, the attackers a round is assumed to hold, for '
+    '--aggregation=krum, multi_krum and bulyan (which need rounds of 2f + 3, '
+    '2f + 3 and 4f + 3 clients).', lower_bound=0)
+_MULTI_KRUM_KEEP = flags.DEFINE_integer(
+    'multi_krum_keep', None, '--aggregation=multi_krum: the updates of least '
+    'Krum score averaged; default n - f.', lower_bound=1)
+_WEISZFELD_ITERATIONS = flags.DEFINE_integer(
+    'weiszfeld_iterations', 4, '--aggregation=geometric_median: most '
+    "Weiszfeld iterations (RFA's code: 4).", lower_bound=1)
+_WEISZFELD_TOLERANCE = flags.DEFINE_float(
+    'weiszfeld_tolerance', 1e-6, '--aggregation=geometric_median: stop when '
+    'the objective falls by less than this share of itself.', lower_bound=0.0)
+_CENTERED_CLIP_ITERATIONS = flags.DEFINE_integer(
+    'centered_clip_iterations', 1, '--aggregation=centered_clip: clipping '
+    'iterations a round.', lower_bound=1)
 _TRIM_FRACTION = flags.DEFINE_float(
     'trim_fraction', 0.1, 'Share trimmed from each end by '
     '--aggregation=trimmed_mean.', lower_bound=0.0, upper_bound=0.49)
@@ -189,9 +229,16 @@ _MALICIOUS_FRACTION = flags.DEFINE_float(
     upper_bound=1.0)
 _ATTACK = flags.DEFINE_enum(
     'attack', 'sign_flip', aggregation.ATTACKS, 'What an attacker sends: '
-    'sign_flip (-attack_scale * update) or scale (attack_scale * update).')
-_ATTACK_SCALE = flags.DEFINE_float('attack_scale', 10.0,
-                                   "Factor of an attacker's update.")
+    'sign_flip (-attack_scale * update), scale (attack_scale * update), '
+    'alie ("a little is enough": the mean of the round\'s updates minus z '
+    'standard deviations) or ipm (inner product manipulation: -attack_scale '
+    'times their mean).')
+_ATTACK_SCALE = flags.DEFINE_float(
+    'attack_scale', 10.0, "Factor of an attacker's update (sign_flip, scale) "
+    'or of the mean update (ipm).')
+_ALIE_Z = flags.DEFINE_float(
+    'alie_z', None, "--attack=alie: z; default the paper's z_max for the "
+    'round\'s clients and --malicious_fraction.')
 
 # System heterogeneity, simulated on the sampled clients.
 _DROPOUT_RATE = flags.DEFINE_float(
@@ -227,7 +274,11 @@ _MAY_CHANGE_ON_RESUME = frozenset({
 
 # Flags added after runs were made, with the value those runs ran as (a
 # fixed support/query split was all there was).
-_BEFORE = {'resample_support': False, 'ways': None}
+_BEFORE = {'resample_support': False, 'ways': None, 'train_ways': None,
+           'episodes_per_client': 1, 'distance': 'squared_euclidean',
+           'byzantine': None, 'multi_krum_keep': None,
+           'weiszfeld_iterations': 4, 'weiszfeld_tolerance': 1e-6,
+           'centered_clip_iterations': 1, 'alie_z': None}
 
 
 class RunError(Exception):
@@ -302,7 +353,10 @@ def build_model_aggregator():
     RunError: For flags that do not combine.
   """
   kind = _AGGREGATION.value
-  statistic = kind in ('median', 'trimmed_mean')
+  statistic = kind in _STATISTICS
+  if _BYZANTINE.present and kind not in _BYZANTINE_RULES:
+    raise RunError('--byzantine: needs --aggregation=krum, multi_krum or '
+                   'bulyan')
   if _DP_NOISE_MULTIPLIER.value is not None:
     for flag, on in (('--aggregation', kind != 'mean'),
                      ('--secure_aggregation', _SECURE_AGGREGATION.value),
@@ -321,9 +375,7 @@ def build_model_aggregator():
       if on:
         raise RunError(f'{flag}: not with --aggregation={kind}, which needs '
                        'every update in the clear')
-    factory = (aggregation.median_factory(_CLIENTS_PER_ROUND.value)
-               if kind == 'median' else aggregation.trimmed_mean_factory(
-                   _CLIENTS_PER_ROUND.value, _TRIM_FRACTION.value))
+    factory = _statistic_factory(kind)
   elif _SECURE_AGGREGATION.value:
     if _COMPRESSION_BITS.value:
       raise RunError('--compression_bits: not with --secure_aggregation')
@@ -341,13 +393,62 @@ def build_model_aggregator():
     wrap = (tff.aggregators.clipping_factory if kind == 'clip'
             else tff.aggregators.zeroing_factory)
     factory = wrap(_CLIP_NORM.value, factory)
-  elif _CLIP_NORM.present:
-    raise RunError('--clip_norm: needs --aggregation=clip or zeroing')
+  elif _CLIP_NORM.present and kind != 'centered_clip':
+    raise RunError('--clip_norm: needs --aggregation=clip, zeroing or '
+                   'centered_clip')
+  if _ALIE_Z.present and _ATTACK.value != 'alie':
+    raise RunError('--alie_z: needs --attack=alie')
   if _MALICIOUS_FRACTION.value:
     factory = aggregation.MaliciousClientsFactory(
         factory, fraction=_MALICIOUS_FRACTION.value, attack=_ATTACK.value,
-        scale=_ATTACK_SCALE.value, seed=_SEED.value)
+        scale=_ATTACK_SCALE.value, seed=_SEED.value, alie_z=_ALIE_Z.value)
   return factory
+
+
+def _statistic_factory(kind: str):
+  """The factory of an aggregation in `_STATISTICS`, from the flags.
+
+  Raises:
+    RunError: For flags of another aggregation, or missing ones.
+  """
+  own = {'multi_krum': (_MULTI_KRUM_KEEP,),
+         'geometric_median': (_WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE),
+         'centered_clip': (_CENTERED_CLIP_ITERATIONS,)}
+  for other, other_flags in own.items():
+    for flag in other_flags:
+      if flag.present and kind != other:
+        raise RunError(f'--{flag.name}: needs --aggregation={other}')
+  byzantine = kind in _BYZANTINE_RULES
+  if byzantine and _BYZANTINE.value is None:
+    raise RunError(f'--byzantine: --aggregation={kind} needs it')
+  clients = _CLIENTS_PER_ROUND.value
+  if byzantine:
+    try:
+      aggregation.check_byzantine_clients(
+          kind, clients, _BYZANTINE.value, keep=_MULTI_KRUM_KEEP.value)
+    except aggregation.AggregationError as e:
+      raise RunError(f'--clients_per_round: {e}') from e
+  if kind == 'centered_clip' and _CLIP_NORM.value is None:
+    raise RunError('--clip_norm: --aggregation=centered_clip needs it (the '
+                   'radius)')
+  builders = {
+      'median': lambda: aggregation.median_factory(clients),
+      'trimmed_mean': lambda: aggregation.trimmed_mean_factory(
+          clients, _TRIM_FRACTION.value),
+      'krum': lambda: aggregation.krum_factory(
+          clients, byzantine=_BYZANTINE.value),
+      'multi_krum': lambda: aggregation.multi_krum_factory(
+          clients, byzantine=_BYZANTINE.value, keep=_MULTI_KRUM_KEEP.value),
+      'bulyan': lambda: aggregation.bulyan_factory(
+          clients, byzantine=_BYZANTINE.value),
+      'geometric_median': lambda: aggregation.geometric_median_factory(
+          clients, max_iterations=_WEISZFELD_ITERATIONS.value,
+          tolerance=_WEISZFELD_TOLERANCE.value),
+      'centered_clip': lambda: aggregation.centered_clip_factory(
+          clients, radius=_CLIP_NORM.value,
+          iterations=_CENTERED_CLIP_ITERATIONS.value),
+  }
+  return builders[kind]()
 
 
 def server_optimizer_kwargs(name: str) -> dict:
@@ -373,6 +474,11 @@ def build_process(model, model_aggregator):
   name = _ALGORITHM.value
   builder = algorithms.BUILDERS[name]
   kwargs = {'model_aggregator': model_aggregator}
+  if name == 'fed_protonet':
+    return builder(model, **kwargs, distance=_DISTANCE.value,
+                   client_optimizer=tff.learning.optimizers.build_sgdm(
+                       _CLIENT_LEARNING_RATE.value),
+                   **server_optimizer_kwargs(name))
   if name in algorithms.META_LEARNING:
     kwargs['inner_learning_rate'] = _INNER_LEARNING_RATE.value
     if name.startswith('per_fedavg'):
@@ -437,8 +543,11 @@ def _ignored_on_resume(name: str, config: dict) -> bool:
   if name == 'resample_support':
     return (config.get('algorithm') not in algorithms.META_LEARNING
             or config.get('ways') is not None)
-  if name in ('query_shots', 'eval_episodes', 'eval_query_shots'):
+  if name in ('query_shots', 'eval_episodes', 'eval_query_shots',
+              'train_ways', 'episodes_per_client'):
     return config.get('ways') is None
+  if name == 'distance':
+    return config.get('algorithm') != 'fed_protonet'
   return False
 
 
@@ -508,10 +617,16 @@ def episode_samplers(task: data.Task):
   Raises:
     RunError: For episode flags that do not apply.
   """
+  if _DISTANCE.present and _ALGORITHM.value != 'fed_protonet':
+    raise RunError('--distance: only --algorithm=fed_protonet takes it')
   if _WAYS.value is None:
-    for flag in (_QUERY_SHOTS, _EVAL_EPISODES, _EVAL_QUERY_SHOTS):
+    for flag in (_QUERY_SHOTS, _EVAL_EPISODES, _EVAL_QUERY_SHOTS,
+                 _TRAIN_WAYS, _EPISODES_PER_CLIENT):
       if flag.present:
         raise RunError(f'--{flag.name}: needs --ways')
+    if _ALGORITHM.value in algorithms.EPISODIC:
+      raise RunError(f'--ways: {_ALGORITHM.value} trains on episodes; give '
+                     '--ways and --shots')
     if task.episodic:
       raise RunError(f'--ways: task {task.name} with these options holds '
                      'class pools for episodes; give --ways and --shots')
@@ -527,12 +642,23 @@ def episode_samplers(task: data.Task):
                    '--support_fraction')
   if not data.TASKS[task.name].classes:
     raise RunError(f'--ways: task {task.name} has no classes')
+  if _ALGORITHM.value == 'fed_protonet' and task.embedding_fn is None:
+    raise RunError(f'--algorithm: task {task.name} has no embedding network '
+                   'for fed_protonet')
+  if (_EPISODES_PER_CLIENT.value > 1
+      and _ALGORITHM.value not in algorithms.EPISODIC):
+    raise RunError('--episodes_per_client: only fed_protonet takes more than '
+                   'one episode a client; the others adapt to one task')
+  if _TRAIN_WAYS.present and _ALGORITHM.value not in algorithms.EPISODIC:
+    raise RunError(f'--train_ways: {_ALGORITHM.value} adapts a model of '
+                   '--ways outputs; only fed_protonet trains on other ways')
   train, test = (episodes.EpisodeSampler(
-      client_data, ways=_WAYS.value, shots=_SHOTS.value,
-      query_shots=query_shots, seed=_SEED.value)
-                 for client_data, query_shots in (
-                     (task.train, _QUERY_SHOTS.value or _SHOTS.value),
-                     (task.test, _EVAL_QUERY_SHOTS.value)))
+      client_data, ways=ways, shots=_SHOTS.value, query_shots=query_shots,
+      seed=_SEED.value)
+                 for client_data, ways, query_shots in (
+                     (task.train, _TRAIN_WAYS.value or _WAYS.value,
+                      _QUERY_SHOTS.value or _SHOTS.value),
+                     (task.test, _WAYS.value, _EVAL_QUERY_SHOTS.value)))
   # A client too small for an episode is refused now, before any output.
   train.pool(train.client_ids[0])
   test.pool(test.client_ids[0])
@@ -596,6 +722,7 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
     raise RunError(f'--clients_per_round: {_CLIENTS_PER_ROUND.value} is more '
                    f'than the {num_clients} clients of task {task.name}')
   meta = _ALGORITHM.value in algorithms.META_LEARNING
+  protonet = _ALGORITHM.value == 'fed_protonet'
   personalize = meta or _PERSONALIZATION_EVAL.value
   train, test = task.train, task.test
   samplers = episode_samplers(task)
@@ -611,11 +738,15 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
   config = _key_flags()
   if name_suffix:
     config['variant'] = name_suffix
-  process = (process_fn or build_process)(task.model_fn(), model_aggregator)
+  model_fn = task.embedding_fn if protonet else task.model_fn
+  process = (process_fn or build_process)(model_fn(), model_aggregator)
   output_dir = _output_dir(experiment_name, config)
   set_execution_context()
 
-  if personalize:
+  if protonet:
+    evaluate = algorithms.build_protonet_eval(model_fn(),
+                                              distance=_DISTANCE.value)
+  elif personalize:
     # Meta-learning is evaluated on held-out clients by adapting to each.
     evaluate = algorithms.build_personalization_eval(
         task.model_fn(), inner_learning_rate=_INNER_LEARNING_RATE.value,
@@ -627,6 +758,9 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
       train.client_ids, _CLIENTS_PER_ROUND.value, _SEED.value)
 
   clients = {}  # Round -> counts of its sampled, reporting, straggling.
+  if protonet:
+    episode_size = samplers[0].ways * (samplers[0].shots
+                                       + samplers[0].query_shots)
 
   def client_datasets(round_num):
     sampled = sample(round_num)
@@ -637,18 +771,25 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
     if meta and not samplers and _RESAMPLE_SUPPORT.value:
       source = split(train, round_num)
     for cid in reporting:
-      if samplers:
-        dataset = samplers[0].dataset(cid, round_num)
+      if protonet:  # A batch an episode: a client step each.
+        dataset = samplers[0].dataset(cid, round_num).batch(episode_size)
+        for index in range(1, _EPISODES_PER_CLIENT.value):
+          dataset = dataset.concatenate(samplers[0].dataset(
+              cid, round_num, index).batch(episode_size))
       else:
-        dataset = source.create_tf_dataset_for_client(cid)
-      if _MAX_CLIENT_EXAMPLES.value:
-        dataset = dataset.take(_MAX_CLIENT_EXAMPLES.value)
-      if meta:  # The inner loops see whole support and query sets.
-        dataset = dataset.batch(_CLIENT_BATCH_SIZE.value)
-      else:
-        dataset = task_lib.batch_client_dataset(
-            dataset, epochs=_CLIENT_EPOCHS.value,
-            batch_size=_CLIENT_BATCH_SIZE.value, seed=_SEED.value + round_num)
+        if samplers:
+          dataset = samplers[0].dataset(cid, round_num)
+        else:
+          dataset = source.create_tf_dataset_for_client(cid)
+        if _MAX_CLIENT_EXAMPLES.value:
+          dataset = dataset.take(_MAX_CLIENT_EXAMPLES.value)
+        if meta:  # The inner loops see whole support and query sets.
+          dataset = dataset.batch(_CLIENT_BATCH_SIZE.value)
+        else:
+          dataset = task_lib.batch_client_dataset(
+              dataset, epochs=_CLIENT_EPOCHS.value,
+              batch_size=_CLIENT_BATCH_SIZE.value,
+              seed=_SEED.value + round_num)
       if rng.random() < _STRAGGLER_FRACTION.value:
         steps = int(dataset.reduce(0, lambda n, _: n + 1))
         dataset = dataset.take(rng.integers(1, max(steps, 1) + 1))
@@ -707,6 +848,15 @@ def main(argv, process_fn=None, name_suffix: str = ''):
     print(f'error: --workers: {e}; rerun the same command to resume from '
           'the last checkpoint', file=sys.stderr)
     sys.exit(1)
+  except Exception as e:  # pylint: disable=broad-except
+    # A round too small for --byzantine (clients dropped out) fails inside
+    # the computation: a grpc.RpcError from TFF's runtime.
+    refusal = aggregation.byzantine_refusal(e)
+    if refusal is None:
+      raise
+    print(f'error: --byzantine: {refusal} (clients dropped out); the '
+          'rounds before it are kept', file=sys.stderr)
+    sys.exit(2)
   except KeyboardInterrupt:
     print('interrupted; rerun the same command to resume from the last '
           'checkpoint', file=sys.stderr)

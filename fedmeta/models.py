@@ -101,14 +101,14 @@ class FunctionalAdapter:
   def forward(self, weights, batch, training: bool):
     """(`tff.learning.models.BatchOutput`, labels) of one batch at `weights`."""
     x, y = batch_xy(batch)
-    predictions = self._predict(weights, x, training)
+    predictions = self.predict(weights, x, training)
     loss = self.model.loss(output=predictions, label=y)
     num_examples = tf.shape(tf.nest.flatten(predictions)[0])[0]
     return tff.learning.models.BatchOutput(
         loss=loss, predictions=predictions, num_examples=num_examples), y
 
-  def _predict(self, weights, x, training):
-    """The model's predictions; for an empty batch, computed on one row of
+  def predict(self, weights, x, training: bool):
+    """The model's predictions of `x`; for an empty batch, computed on one row of
     zeros and cut to none. TF 2.14's oneDNN convolutions give an empty batch
     the wrong shape, and the next convolution fails ("input depth must be
     evenly divisible by filter depth: 1 vs 32"): a meta-learning client with

@@ -1,9 +1,11 @@
 """Aggregators against numpy, their error bounds, and DP accounting."""
 
 import logging
+import statistics
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import grpc
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -126,6 +128,58 @@ class AggregationTest(parameterized.TestCase):
                                atol=1e-5)
     self.assertEqual(measurements['malicious_clients'], count)
 
+  def _sent(self, attack, *, fraction=0.4, alie_z=None):
+    """What each client sent under `attack`: (rows, attackers), through an
+    inner factory that hands the server every client's value."""
+    factory = aggregation.MaliciousClientsFactory(
+        tff.aggregators.UnweightedReservoirSamplingFactory(10),
+        fraction=fraction, attack=attack, scale=3.0, alie_z=alie_z)
+    rows, measurements = _aggregate(factory, self.values, self.weights)
+    return list(rows), measurements['malicious_clients']
+
+  def _unchanged(self, rows):
+    """Which clients' own values are among `rows`."""
+    return [i for i, v in enumerate(self.values)
+            if any(np.array_equal(v, row) for row in rows)]
+
+  def _forged(self, attack, *, fraction=0.4, alie_z=None):
+    """What an attacker sends, by the papers' formulas."""
+    stacked = np.stack(self.values).astype(np.float64)
+    mu, sigma = stacked.mean(axis=0), stacked.std(axis=0)
+    if attack == 'ipm':
+      return -3.0 * mu
+    if alie_z is None:
+      n = len(self.values)
+      s = n // 2 + 1 - round(fraction * n)
+      alie_z = statistics.NormalDist().inv_cdf((n - s) / n)
+    return mu - alie_z * sigma
+
+  @parameterized.parameters(('alie', None), ('alie', 1.5), ('ipm', None))
+  def test_omniscient_attackers_send_the_forged_update(self, attack, alie_z):
+    rows, attackers = self._sent(attack, alie_z=alie_z)
+    unchanged = self._unchanged(rows)
+    self.assertBetween(attackers, 1, 4)
+    self.assertLen(unchanged, 5 - attackers)
+    forged = self._forged(attack, alie_z=alie_z)
+    for row in rows:
+      if not any(np.array_equal(self.values[i], row) for i in unchanged):
+        np.testing.assert_allclose(row, forged, rtol=1e-5, atol=1e-5)
+    # The attackers are the clients drawn for any other attack.
+    self.assertEqual(unchanged, self._unchanged(self._sent('scale')[0]))
+
+  @parameterized.parameters(('alie', 0.5), ('ipm', None))
+  def test_omniscient_attack_spares_or_takes_every_client(self, attack,
+                                                          alie_z):
+    rows, attackers = self._sent(attack, fraction=0.0, alie_z=alie_z)
+    self.assertEqual(attackers, 0)
+    self.assertLen(self._unchanged(rows), 5)
+    rows, attackers = self._sent(attack, fraction=1.0, alie_z=alie_z)
+    self.assertEqual(attackers, 5)
+    self.assertEmpty(self._unchanged(rows))
+    for row in rows:
+      np.testing.assert_allclose(row, self._forged(attack, alie_z=alie_z),
+                                 rtol=1e-5, atol=1e-5)
+
   def test_malicious_fraction_is_the_share_of_attackers(self):
     factory = aggregation.MaliciousClientsFactory(
         tff.aggregators.MeanFactory(), fraction=0.2, attack='scale',
@@ -143,7 +197,15 @@ class AggregationTest(parameterized.TestCase):
       ('dp', aggregation.dp_mean_factory(1.0, 3, clip=1.0)),
       ('median', aggregation.median_factory(3)),
       ('secure', aggregation.secure_mean_factory(100.0)),
-      ('compressed', aggregation.compressed_mean_factory(4, rotation=True)))
+      ('compressed', aggregation.compressed_mean_factory(4, rotation=True)),
+      ('krum', aggregation.krum_factory(3, byzantine=1)),
+      ('multi_krum', aggregation.multi_krum_factory(3, byzantine=1)),
+      ('bulyan', aggregation.bulyan_factory(3, byzantine=1)),
+      ('geometric_median', aggregation.geometric_median_factory(3)),
+      ('centered_clip', aggregation.centered_clip_factory(3, radius=1.0)),
+      ('alie', aggregation.MaliciousClientsFactory(
+          aggregation.median_factory(3), fraction=0.2, attack='alie',
+          scale=1.0)))
   def test_a_round_without_clients_leaves_the_model_finite(self, factory):
     process = algorithms.build_fed_avg(testing.softmax_regression(),
                                        model_aggregator=factory)
@@ -174,10 +236,255 @@ class AggregationTest(parameterized.TestCase):
                   lambda: aggregation.compressed_mean_factory(0),
                   lambda: aggregation.secure_mean_factory(-1.0),
                   lambda: aggregation.MaliciousClientsFactory(
-                      None, fraction=0.1, attack='swap', scale=1.0)):
+                      None, fraction=0.1, attack='swap', scale=1.0),
+                  lambda: aggregation.MaliciousClientsFactory(
+                      None, fraction=0.1, attack='ipm', scale=1.0,
+                      alie_z=1.0),
+                  lambda: aggregation.MaliciousClientsFactory(
+                      None, fraction=0.5, attack='alie', scale=1.0)):
       with self.assertRaises(aggregation.AggregationError):
         build()
 
+
+# Whole-update rules see a client's tensors as one vector: two of them here.
+SHAPES = ([3, 4], [5])
+STRUCTURE = tff.StructWithPythonType(
+    [tff.TensorType(np.float32, s) for s in SHAPES], tuple)
+SPLIT = [int(np.prod(SHAPES[0]))]
+
+
+def _structured(flat):
+  """A flat float32 vector as a value of STRUCTURE."""
+  return tuple(part.reshape(shape)
+               for part, shape in zip(np.split(flat, SPLIT), SHAPES))
+
+
+def _rounds(factory, rounds, weights=None):
+  """Successive rounds of `factory` (as builders use it) on STRUCTURE values
+  given flat: per round, (the flat result, measurements)."""
+  process = aggregation.as_weighted(factory).create(STRUCTURE, WEIGHT)
+  state, outputs = process.initialize(), []
+  for values in rounds:
+    output = process.next(state, [_structured(v) for v in values],
+                          weights or [1.0] * len(values))
+    state = output.state
+    outputs.append((np.concatenate([np.ravel(t) for t in output.result]),
+                    output.measurements))
+  return outputs
+
+
+def _np_krum_ranking(x, byzantine, candidates):
+  """`candidates` (indices into x) by Krum score, ties by the distance to
+  all the others, by definition."""
+  r = len(candidates)
+  k = min(max(r - byzantine - 2, 1), r - 1)
+
+  def key(i):
+    nearest = sorted(np.sum((x[j] - x[i])**2) for j in candidates if j != i)
+    return sum(nearest[:k]), sum(nearest)
+
+  return sorted(candidates, key=key)
+
+
+def _np_multi_krum(x, byzantine, keep):
+  """(the selected indices, their mean)."""
+  best = _np_krum_ranking(x, byzantine, list(range(len(x))))[:keep]
+  return sorted(best), x[best].mean(axis=0)
+
+
+def _np_bulyan(x, byzantine):
+  """(the indices Krum selected again and again, the trimmed output)."""
+  remaining, selected = list(range(len(x))), []
+  for _ in range(len(x) - 2 * byzantine):
+    selected.append(_np_krum_ranking(x, byzantine, remaining)[0])
+    remaining.remove(selected[-1])
+  chosen = x[selected]
+  beta = len(selected) - 2 * byzantine
+  nearest = np.argsort(np.abs(chosen - np.median(chosen, axis=0)), axis=0,
+                       kind='stable')[:beta]
+  return sorted(selected), np.take_along_axis(chosen, nearest, 0).mean(0)
+
+
+def _np_weiszfeld(x, weights, max_iterations, tolerance, smoothing):
+  """(the smoothed Weiszfeld estimate, iterations), as RFA's authors' code."""
+  alphas = np.asarray(weights) / np.sum(weights)
+  v = alphas @ x
+  objective = alphas @ np.linalg.norm(x - v, axis=1)
+  for iteration in range(1, max_iterations + 1):
+    betas = alphas / np.maximum(smoothing, np.linalg.norm(x - v, axis=1))
+    v = betas @ x / betas.sum()
+    previous, objective = objective, alphas @ np.linalg.norm(x - v, axis=1)
+    if abs(previous - objective) < tolerance * objective:
+      break
+  return v, iteration
+
+
+def _np_centered_clip(x, start, radius, iterations):
+  v = start
+  for _ in range(iterations):
+    offsets = x - v
+    norms = np.linalg.norm(offsets, axis=1, keepdims=True)
+    v = v + np.mean(offsets * np.minimum(1.0, radius / norms), axis=0)
+  return v
+
+
+class ByzantineTest(parameterized.TestCase):
+  """Krum, Multi-Krum, Bulyan, the geometric median and centered clipping
+  against numpy implementations of their papers' definitions."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    runtime.set_local_context()
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(1)
+    # 9 clients, two of them attackers far from the others.
+    self.x = rng.normal(size=(9, sum(map(np.prod, SHAPES)))).astype(
+        np.float32)
+    self.x[[2, 6]] *= 8
+    self.weights = [float(w) for w in rng.integers(1, 20, 9)]
+
+  def _one(self, factory, x=None, weights=None):
+    return _rounds(factory, [self.x if x is None else x], weights)[0]
+
+  def test_krum_selects_the_update_of_least_score(self):
+    result, _ = self._one(aggregation.krum_factory(10, byzantine=2))
+    (best,), expected = _np_multi_krum(self.x, 2, 1)
+    np.testing.assert_array_equal(result, self.x[best])
+    # Tensor by tensor, Krum would have chosen otherwise here.
+    per_tensor = [_np_multi_krum(part, 2, 1)[1]
+                  for part in np.split(self.x, SPLIT, axis=1)]
+    self.assertFalse(np.allclose(np.concatenate(per_tensor), expected))
+
+  @parameterized.parameters(None, 3, 9)
+  def test_multi_krum_averages_the_keep_of_least_score(self, keep):
+    result, _ = self._one(
+        aggregation.multi_krum_factory(10, byzantine=2, keep=keep))
+    best, expected = _np_multi_krum(self.x, 2, 9 - 2 if keep is None else keep)
+    if keep != 9:
+      self.assertNotIn(2, best)
+      self.assertNotIn(6, best)
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-6)
+
+  def test_multi_krum_keeping_one_is_krum(self):
+    multi, _ = self._one(aggregation.multi_krum_factory(10, byzantine=2,
+                                                        keep=1))
+    krum, _ = self._one(aggregation.krum_factory(10, byzantine=2))
+    np.testing.assert_array_equal(multi, krum)
+
+  def test_bulyan_trims_around_the_median_of_krum_selections(self):
+    result, _ = self._one(aggregation.bulyan_factory(10, byzantine=1))
+    selected, expected = _np_bulyan(self.x, 1)
+    self.assertEqual(selected, [0, 1, 3, 4, 5, 7, 8])
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-6)
+
+  def test_geometric_median_is_the_weighted_weiszfeld_fixed_point(self):
+    result, measurements = self._one(aggregation.geometric_median_factory(10),
+                                     weights=self.weights)
+    expected, iterations = _np_weiszfeld(self.x, self.weights, 4, 1e-6, 1e-6)
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+    self.assertEqual(measurements['iterations'], iterations)
+    # Run to convergence, it solves v = sum beta_i w_i / sum beta_i.
+    converged, measurements = self._one(
+        aggregation.geometric_median_factory(10, max_iterations=300,
+                                             tolerance=0.0),
+        weights=self.weights)
+    self.assertEqual(measurements['iterations'], 300)
+    alphas = np.asarray(self.weights) / np.sum(self.weights)
+    betas = alphas / np.maximum(
+        1e-6, np.linalg.norm(self.x - converged, axis=1))
+    np.testing.assert_allclose(converged, betas @ self.x / betas.sum(),
+                               atol=1e-5)
+    # Weighted: other weights move it.
+    unweighted, _ = self._one(aggregation.geometric_median_factory(10))
+    self.assertGreater(np.max(np.abs(unweighted - result)), 1e-3)
+
+  def test_centered_clipping_starts_from_the_last_aggregate(self):
+    radius, iterations = 3.0, 2
+    second = self.x[::-1] + 0.5
+    outputs = _rounds(aggregation.centered_clip_factory(
+        10, radius=radius, iterations=iterations), [self.x, second])
+    first = _np_centered_clip(self.x, np.zeros(self.x.shape[1]), radius,
+                              iterations)
+    np.testing.assert_allclose(outputs[0][0], first, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        outputs[1][0], _np_centered_clip(second, first, radius, iterations),
+        rtol=1e-5, atol=1e-6)
+    self.assertFalse(np.allclose(outputs[1][0], _np_centered_clip(
+        second, np.zeros(self.x.shape[1]), radius, iterations), atol=1e-3))
+
+  @parameterized.named_parameters(
+      ('krum', aggregation.krum_factory(10, byzantine=2)),
+      ('multi_krum', aggregation.multi_krum_factory(10, byzantine=2)),
+      ('bulyan', aggregation.bulyan_factory(10, byzantine=1)),
+      ('geometric_median', aggregation.geometric_median_factory(10)),
+      ('centered_clip', aggregation.centered_clip_factory(10, radius=3.0)))
+  def test_defence_ignores_client_order_and_keeps_a_consensus(self, factory):
+    order = np.random.default_rng(2).permutation(9)
+    result, _ = self._one(factory, weights=self.weights)
+    permuted, _ = self._one(factory, self.x[order],
+                            [self.weights[i] for i in order])
+    np.testing.assert_allclose(permuted, result, rtol=1e-6, atol=1e-6)
+    # Identical updates (within the clipping radius): that update.
+    same = np.tile(self.x[0] / np.linalg.norm(self.x[0]), (9, 1))
+    consensus, _ = self._one(factory, same, self.weights)
+    np.testing.assert_allclose(consensus, same[0], rtol=1e-6, atol=1e-7)
+
+  @parameterized.parameters(
+      (aggregation.krum_factory(10, byzantine=1), 4,
+       'krum: a round of 4 clients needs n >= 2f + 3 = 5 for byzantine f = 1'),
+      (aggregation.multi_krum_factory(10, byzantine=0, keep=8), 7,
+       'multi_krum: a round of 7 clients cannot keep 8'),
+      (aggregation.bulyan_factory(10, byzantine=1), 6,
+       'bulyan: a round of 6 clients needs n >= 4f + 3 = 7 for byzantine '
+       'f = 1'))
+  def test_too_small_a_round_is_refused(self, factory, clients, message):
+    # TFF's C++ runtime raises a failed assertion as a grpc.RpcError.
+    with self.assertRaises(grpc.RpcError) as caught:
+      self._one(factory, self.x[:clients])
+    self.assertEqual(aggregation.byzantine_refusal(caught.exception), message)
+    self.assertIsNone(aggregation.byzantine_refusal(ValueError('krum: f')))
+
+  def test_byzantine_clients_are_checked_before_a_run(self):
+    aggregation.check_byzantine_clients('krum', 5, 1)
+    aggregation.check_byzantine_clients('bulyan', 7, 1)
+    aggregation.check_byzantine_clients('multi_krum', 8, 0, keep=8)
+    for args, kwargs, message in (
+        (('krum', 4, 1), {}, 'krum: a round of 4 clients needs n >= 2f + 3 '
+         '= 5 for byzantine f = 1'),
+        (('bulyan', 10, 2), {}, 'bulyan: a round of 10 clients needs '
+         'n >= 4f + 3 = 11 for byzantine f = 2'),
+        (('multi_krum', 7, 0), {'keep': 8},
+         'multi_krum: a round of 7 clients cannot keep 8'),
+        (('median', 7, 0), {}, "kind: must be one of ('krum', 'multi_krum', "
+         "'bulyan'), got 'median'")):
+      with self.assertRaisesWithLiteralMatch(aggregation.AggregationError,
+                                             message):
+        aggregation.check_byzantine_clients(*args, **kwargs)
+
+  def test_bad_arguments_raise_aggregation_error(self):
+    for build, argument in (
+        (lambda: aggregation.krum_factory(5, byzantine=-1), 'byzantine'),
+        (lambda: aggregation.multi_krum_factory(5, byzantine=-1), 'byzantine'),
+        (lambda: aggregation.multi_krum_factory(5, byzantine=1, keep=0),
+         'keep'),
+        (lambda: aggregation.bulyan_factory(5, byzantine=-1), 'byzantine'),
+        (lambda: aggregation.bulyan_factory(0, byzantine=1), 'max_clients'),
+        (lambda: aggregation.geometric_median_factory(5, max_iterations=0),
+         'max_iterations'),
+        (lambda: aggregation.geometric_median_factory(5, tolerance=-1.0),
+         'tolerance'),
+        (lambda: aggregation.geometric_median_factory(5, smoothing=0.0),
+         'smoothing'),
+        (lambda: aggregation.centered_clip_factory(5, radius=0.0), 'radius'),
+        (lambda: aggregation.centered_clip_factory(5, radius=1.0,
+                                                   iterations=0),
+         'iterations')):
+      with self.assertRaisesRegex(aggregation.AggregationError,
+                                  f'^{argument}: '):
+        build()
 
 class PrivacyTest(parameterized.TestCase):
 

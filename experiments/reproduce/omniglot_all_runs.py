@@ -4,7 +4,9 @@ Each of the 20 runs holds one training image of each of 20 characters and
 20 test images; the meta-trained model is adapted to the 20 training images
 (one-shot support set) with the run's inner steps and rate, then classifies
 the test images (query set): `fedmeta.algorithms.build_personalization_eval`,
-as the runner evaluates held-out clients.
+as the runner evaluates held-out clients. A ProtoNet (fed_protonet)
+classifies them by the training images' embeddings instead
+(`fedmeta.algorithms.build_protonet_eval`).
 
   python -m experiments.reproduce.omniglot_all_runs <run dir> <output json>
 """
@@ -44,12 +46,17 @@ def evaluate(run_dir: str, data_dir=None) -> dict:
   with open(os.path.join(run_dir, training_loop.SUMMARY_JSON)) as f:
     flags = json.load(f)['flags']
   options = dict(o.split('=', 1) for o in flags['task_option'])
+  norm = options.get('norm', 'group')
   runtime.set_local_context()
-  evaluate_fn = algorithms.build_personalization_eval(
-      omniglot.conv4_model_fn(WAYS, options.get('norm', 'group')),
-      inner_learning_rate=flags['inner_learning_rate'],
-      inner_steps=flags['eval_inner_steps'] or flags['inner_steps'],
-      learned_rates=flags['algorithm'] == 'meta_sgd')
+  if flags['algorithm'] == 'fed_protonet':
+    evaluate_fn = algorithms.build_protonet_eval(
+        omniglot.conv4_model_fn(None, norm), distance=flags['distance'])
+  else:
+    evaluate_fn = algorithms.build_personalization_eval(
+        omniglot.conv4_model_fn(WAYS, norm),
+        inner_learning_rate=flags['inner_learning_rate'],
+        inner_steps=flags['eval_inner_steps'] or flags['inner_steps'],
+        learned_rates=flags['algorithm'] == 'meta_sgd')
   weights = training_loop.load_model_weights(
       os.path.join(run_dir, training_loop.MODEL_WEIGHTS_NPZ))
   runs = omniglot.load_one_shot_runs(data_dir or flags['data_dir'])

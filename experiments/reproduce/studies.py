@@ -150,6 +150,34 @@ STUDIES = {
                 evaluation='omniglot_all_runs', short=('--rounds=500',)),),
         short=('--rounds=1000', '--eval_every=100', '--checkpoint_every=50'),
         time_targets=(0.9, 0.95)),
+    'omniglot_protonet': Study(
+        title='Omniglot, federated Prototypical Networks: fresh 60-way '
+              'training episodes (5 query drawings a class) from random '
+              '20-character pools, rotations as classes, MAML\'s conv4 '
+              'embedding with batch statistics, Adam(0.001) on 4 clients a '
+              'round; 600 held-out episodes classified by their prototypes '
+              '(mean +- 95% CI)',
+        paper='Snell et al. 2017 https://arxiv.org/abs/1703.05175 Table 1; '
+              'all_runs: Lake et al. 2015 (Science) error rates',
+        runs=tuple(
+            Run(f'{ways}way_{shots}shot_fed_protonet',
+                f'omniglot_episodes_{ways}way_{shots}shot_fed_protonet',
+                rows=(Row(f'fed ProtoNet, {ways}-way {shots}-shot',
+                          _after(ACC), f'{paper} (ProtoNets)'),))
+            for ways, shots, paper in ((5, 1, '98.8%'), (5, 5, '99.7%'),
+                                       (20, 5, '98.9%'))
+        ) + (
+            Run('20way_1shot_fed_protonet',
+                'omniglot_episodes_20way_1shot_fed_protonet',
+                rows=(Row('fed ProtoNet, 20-way 1-shot, held-out characters',
+                          _after(ACC), '96.0% (ProtoNets)'),
+                      Row('fed ProtoNet, 20-way 1-shot, official all_runs',
+                          'all_runs/accuracy',
+                          'error 4.5% people, 3.3% BPL, 8% Siamese net '
+                          '(Lake et al. 2015)')),
+                evaluation='omniglot_all_runs'),),
+        short=('--rounds=3000', '--checkpoint_every=50'),
+        time_targets=(0.95, 0.98)),
     'fedprox_synthetic': Study(
         title='FedProx synthetic data: FedAvg vs FedProx (mu = 1), lr 0.01, '
               '10 clients a round, batch 10, 20 local epochs',

@@ -1,8 +1,10 @@
 """fedmeta's federated algorithms, each a `build_<name>(model_fn, *, ...)`.
 
-Every builder returns a `tff.learning.templates.LearningProcess` composed from
-broadcast, a client work process, a TFF aggregation factory and a server
-optimizer (see `fedmeta.algorithms.client_work`).
+Every builder in `BUILDERS` returns a `tff.learning.templates.LearningProcess`
+composed from broadcast, a client work process, a TFF aggregation factory and
+a server optimizer (see `fedmeta.algorithms.client_work`). `build_pfedhn`'s
+process sends each client its own weights (`tff.federated_select`) and takes
+client keys beside the datasets; the runner does not run it yet.
 """
 
 from fedmeta.algorithms.client_work import ClientWeighting
@@ -13,6 +15,8 @@ from fedmeta.algorithms.fed_opt import build_fed_adam
 from fedmeta.algorithms.fed_opt import build_fed_avgm
 from fedmeta.algorithms.fed_opt import build_fed_yogi
 from fedmeta.algorithms.fed_prox import build_fed_prox
+from fedmeta.algorithms.fed_protonet import build_fed_protonet
+from fedmeta.algorithms.fed_protonet import build_protonet_eval
 from fedmeta.algorithms.fed_maml import build_fed_maml
 from fedmeta.algorithms.fed_maml import build_fo_maml
 from fedmeta.algorithms.fed_sgd import build_fed_sgd
@@ -20,6 +24,7 @@ from fedmeta.algorithms.meta_sgd import build_meta_sgd
 from fedmeta.algorithms.per_fedavg import build_per_fedavg_fo
 from fedmeta.algorithms.per_fedavg import build_per_fedavg_hf
 from fedmeta.algorithms.personalization import build_personalization_eval
+from fedmeta.algorithms.pfedhn import build_pfedhn
 from fedmeta.algorithms.reptile import build_reptile
 
 # Name (the runner's --algorithm value) -> builder.
@@ -37,7 +42,10 @@ BUILDERS = {
     'reptile': build_reptile,
     'per_fedavg_fo': build_per_fedavg_fo,
     'per_fedavg_hf': build_per_fedavg_hf,
+    'fed_protonet': build_fed_protonet,
 }
 # Those that train on support/query-split client datasets.
 META_LEARNING = ('fed_maml', 'fo_maml', 'meta_sgd', 'reptile',
-                 'per_fedavg_fo', 'per_fedavg_hf')
+                 'per_fedavg_fo', 'per_fedavg_hf', 'fed_protonet')
+# Those that train and evaluate on episodes (--ways) only.
+EPISODIC = ('fed_protonet',)

@@ -79,22 +79,28 @@ def train_locally(
     *,
     optimizer: tff.learning.optimizers.Optimizer,
     proximal_strength: float = 0.0,
+    forward_and_gradient=None,
 ) -> LocalResult:
   """Runs one optimizer step per batch of `dataset`, starting at the weights.
 
   With `proximal_strength` mu > 0 each step minimizes the FedProx objective
   loss(w) + mu/2 ||w - w_initial||^2, whose gradient adds mu (w - w_initial).
+  `forward_and_gradient(model, weights, batch)` replaces the model's own
+  loss: it returns (BatchOutput, labels, gradients) as
+  `model.forward_and_gradient` does.
 
   Returns:
     A `LocalResult` whose update is the model delta `initial - trained`.
   """
   initial_trainable, non_trainable = initial_weights
   specs = tuple(tf.TensorSpec.from_tensor(w) for w in initial_trainable)
+  if forward_and_gradient is None:
+    forward_and_gradient = lambda m, w, b: m.forward_and_gradient(w, b)
 
   def step(state, batch):
     trainable, opt_state, metrics = state
-    batch_output, y, gradients = model.forward_and_gradient(
-        (trainable, non_trainable), batch)
+    batch_output, y, gradients = forward_and_gradient(
+        model, (trainable, non_trainable), batch)
     if proximal_strength > 0.0:
       gradients = tuple(
           g + proximal_strength * (w - w0)

@@ -26,13 +26,15 @@ PERCENTILES = (10, 50, 90)
 def summarize(per_client: list) -> collections.OrderedDict:
   """{stage: {metric: {'mean', 'ci95', 'p10', 'p50', 'p90'}}} over clients
   that have query examples (`num_examples` > 0); `num_clients` counts them.
-  `ci95` is the half-width of the mean's 95% confidence interval
+  Stages are the clients' ('before' and 'after' adaptation here). `ci95` is
+  the half-width of the mean's 95% confidence interval
   (`fedmeta.data.episodes.confidence_95`)."""
-  kept = [c for c in per_client if c['before']['num_examples'] > 0]
+  kept = [c for c in per_client
+          if next(iter(c.values()))['num_examples'] > 0]
   summary = collections.OrderedDict(num_clients=len(kept))
   if not kept:
     return summary
-  for stage in ('before', 'after'):
+  for stage in kept[0]:
     summary[stage] = collections.OrderedDict()
     for name in kept[0][stage]:
       if name in ('num_examples', 'num_batches'):

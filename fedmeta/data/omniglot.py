@@ -251,8 +251,11 @@ def _drawer_clients(images, rotations, drawers):
   return ids, pairs
 
 
-def conv4_model_fn(num_classes: int, norm: str = 'group'):
-  """MAML's 4-block conv net for Omniglot.
+def conv4_model_fn(num_classes: int | None, norm: str = 'group'):
+  """MAML's 4-block conv net for Omniglot; with `num_classes` None, without
+  the dense layer: the 64-dimensional embedding of Snell et al.'s
+  Prototypical Networks (https://arxiv.org/abs/1703.05175; norm='group' is
+  their network with GroupNorm for batch norm).
 
   norm='group': 4 x (3x3 conv, 64 filters; GroupNormalization(8); ReLU;
   2x2 max-pool), flatten, dense. TFF's functional models cannot hold running
@@ -281,7 +284,8 @@ def conv4_model_fn(num_classes: int, norm: str = 'group'):
                    tf.keras.layers.MaxPool2D(2)]
     layers.append(tf.keras.layers.GlobalAveragePooling2D() if norm == 'batch'
                   else tf.keras.layers.Flatten())
-    layers.append(tf.keras.layers.Dense(num_classes))
+    if num_classes is not None:
+      layers.append(tf.keras.layers.Dense(num_classes))
     return tf.keras.Sequential(layers)
   return task_lib.classifier(
       keras_model, tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32))
@@ -346,7 +350,8 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
         test=_pool_clients(test_images, rotations,
                            [np.arange(len(test_images))], 'heldout'),
         model_fn=lambda: conv4_model_fn(ways, norm),
-        examples_per_class=DRAWERS, episodic=True)
+        examples_per_class=DRAWERS, episodic=True,
+        embedding_fn=lambda: conv4_model_fn(None, norm))
   if clients_by == 'drawer':
     train = _drawer_clients(train_images, rotations, range(TRAIN_DRAWERS))
     test = _drawer_clients(train_images, rotations,
@@ -363,7 +368,8 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
       train=task_lib.client_data_from_pairs(train[1], ids=train[0]),
       test=task_lib.client_data_from_pairs(test[1], ids=test[0]),
       model_fn=lambda: conv4_model_fn(num_classes, norm),
-      examples_per_class=examples_per_class)
+      examples_per_class=examples_per_class,
+      embedding_fn=lambda: conv4_model_fn(None, norm))
 
 
 def _run_images(archive, names, image_size):

@@ -31,6 +31,10 @@ class Task(NamedTuple):
       K shots per class needs more than K.
     episodic: Clients are class pools whose labels exceed the model's
       outputs: they are for episodes (`fedmeta.data.episodes`) only.
+    embedding_fn: Like `model_fn`, the same network without its output
+      layer: predictions are embeddings, for metric-based meta-learning
+      (`fedmeta.algorithms.build_fed_protonet`); None where the task has
+      none.
   """
   name: str
   train: tff.simulation.datasets.ClientData
@@ -38,6 +42,7 @@ class Task(NamedTuple):
   model_fn: Callable[[], tff.learning.models.FunctionalModel]
   examples_per_class: int | None = None
   episodic: bool = False
+  embedding_fn: Callable[[], tff.learning.models.FunctionalModel] | None = None
 
 
 def classifier(keras_model_fn: Callable[[], tf.keras.Model],

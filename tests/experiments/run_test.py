@@ -161,22 +161,27 @@ class RunTest(parameterized.TestCase):
         self.assertAlmostEqual(float(a[column]), float(b[column]), places=6,
                                msg=column)
 
-  def test_episodic_run_continued_equals_uninterrupted_run(self):
-    args = [*SMALL, '--algorithm=fed_maml', '--ways=3', '--shots=1',
-            '--query_shots=2', '--eval_episodes=5', '--eval_query_shots=2',
-            f'--root_output_dir={self.root}']
-    result = run(*args, '--rounds=3', '--experiment_name=whole')
+  def _continued_equals_uninterrupted(self, args, rounds):
+    """Runs `rounds` rounds whole, and in two calls; checks their final
+    states are equal and returns the whole run's metrics rows."""
+    args = [*args, f'--root_output_dir={self.root}']
+    result = run(*args, f'--rounds={rounds}', '--experiment_name=whole')
     self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertEqual(run(*args, '--rounds=2', '--experiment_name=parts')
-                     .returncode, 0)
-    result = run(*args, '--rounds=3', '--experiment_name=parts')
+    self.assertEqual(run(*args, f'--rounds={rounds - 1}',
+                         '--experiment_name=parts').returncode, 0)
+    result = run(*args, f'--rounds={rounds}', '--experiment_name=parts')
     self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertIn('resuming after round 2 ', result.stdout)
+    self.assertIn(f'resuming after round {rounds - 1} ', result.stdout)
     for a, b in zip(_final_state(os.path.join(self.root, 'whole')),
                     _final_state(os.path.join(self.root, 'parts')),
                     strict=True):
       np.testing.assert_array_equal(a, b)
-    rows = _rows(os.path.join(self.root, 'whole'))
+    return _rows(os.path.join(self.root, 'whole'))
+
+  def test_episodic_run_continued_equals_uninterrupted_run(self):
+    rows = self._continued_equals_uninterrupted(
+        [*SMALL, '--algorithm=fed_maml', '--ways=3', '--shots=1',
+         '--query_shots=2', '--eval_episodes=5', '--eval_query_shots=2'], 3)
     # 3 clients x 3 ways x 2 query examples a round; 5 held-out episodes.
     self.assertEqual([r['train/num_examples'] for r in rows], ['18'] * 3)
     self.assertEqual(rows[-1]['eval/num_clients'], '5')
@@ -305,12 +310,66 @@ class RunTest(parameterized.TestCase):
         '--max_client_examples=5'], '--max_client_examples'),
       ('ways_over_a_clients_classes',
        ['--algorithm=fed_maml', '--ways=10', '--shots=5'],
-       'a 10-way episode needs'))
+       'a 10-way episode needs'),
+      ('protonet_without_ways', ['--algorithm=fed_protonet'], '--ways'),
+      ('protonet_without_embedding',
+       ['--algorithm=fed_protonet', '--ways=3', '--shots=1'],
+       'task digits has no embedding network'),
+      ('episodes_per_client_for_maml',
+       ['--algorithm=fed_maml', '--ways=3', '--shots=1',
+        '--episodes_per_client=2'], '--episodes_per_client'),
+      ('train_ways_for_maml',
+       ['--algorithm=fed_maml', '--ways=3', '--shots=1', '--train_ways=4'],
+       '--train_ways'),
+      ('distance_for_maml', ['--algorithm=fed_maml', '--distance=cosine'],
+       '--distance'),
+      ('krum_without_byzantine', ['--aggregation=krum'], '--byzantine'),
+      ('byzantine_without_krum', ['--byzantine=1'], '--byzantine'),
+      ('bulyan_round_too_small', ['--aggregation=bulyan', '--byzantine=1'],
+       'error: --clients_per_round: bulyan: a round of 3 clients needs n >= '
+       '4f + 3 = 7 for byzantine f = 1'),
+      ('centered_clip_without_radius', ['--aggregation=centered_clip'],
+       '--clip_norm'),
+      ('weiszfeld_flag_for_median',
+       ['--aggregation=median', '--weiszfeld_iterations=2'],
+       '--weiszfeld_iterations'),
+      ('krum_with_secure_sum',
+       ['--aggregation=krum', '--byzantine=0', '--secure_aggregation'],
+       '--secure_aggregation'),
+      ('alie_z_without_alie', ['--alie_z=1'], '--alie_z'))
   def test_bad_flag_is_one_line_error(self, args, flag):
     result = run(*SMALL, '--rounds=1', f'--root_output_dir={self.root}', *args)
     self.assertIn(result.returncode, (1, 2))
     self.assertNotIn('Traceback', result.stderr)
     self.assertIn(flag, result.stderr)
+
+  def test_protonet_run_continued_equals_uninterrupted_run(self):
+    # Needs ../shared/data (Omniglot).
+    rows = self._continued_equals_uninterrupted(
+        ['--task=omniglot', '--task_option=clients_by=pools',
+         '--task_option=split=background_small', '--task_option=norm=batch',
+         '--algorithm=fed_protonet', '--ways=3', '--train_ways=4',
+         '--shots=1', '--query_shots=2', '--episodes_per_client=2',
+         '--clients_per_round=2', '--eval_episodes=5',
+         '--eval_query_shots=3'], 2)
+    # 2 clients x 2 episodes x 4 ways x 2 queries; a step an episode.
+    self.assertEqual([r['train/num_examples'] for r in rows], ['32'] * 2)
+    self.assertEqual([r['train/num_batches'] for r in rows], ['4'] * 2)
+    self.assertEqual(rows[-1]['eval/num_clients'], '5')
+    self.assertBetween(float(
+        rows[-1]['eval/after/sparse_categorical_accuracy/mean']), 0.0, 1.0)
+    self.assertNotIn('eval/before/loss/mean', rows[-1])
+
+  def test_round_too_small_for_krum_stops_with_one_line(self):
+    # Rounds of 3 sampled clients, of which 1 or 2 drop out: fewer than the
+    # 2f + 3 = 3 Krum needs against f = 0.
+    result = run(*SMALL, '--rounds=3', '--aggregation=krum', '--byzantine=0',
+                 '--dropout_rate=0.7', f'--root_output_dir={self.root}')
+    self.assertEqual(result.returncode, 2, result.stderr)
+    self.assertRegex(result.stderr.strip(),
+                     r'^error: --byzantine: krum: a round of [12] clients '
+                     r'needs n >= 2f \+ 3 = 3 for byzantine f = 0 \(clients '
+                     r'dropped out\); the rounds before it are kept$')
 
   def test_class_pools_without_ways_is_one_line_error(self):
     # Their labels are global class ids, beyond the model's outputs.
@@ -395,10 +454,18 @@ class RunTest(parameterized.TestCase):
       if np.issubdtype(leaf.dtype, np.floating):
         self.assertTrue(np.all(np.isfinite(leaf)))
 
-  @parameterized.parameters('median', 'trimmed_mean')
-  def test_robust_aggregation_run(self, aggregation):
-    # Their aggregators report `()` as metrics.
-    result = run(*SMALL, '--rounds=2', f'--aggregation={aggregation}',
+  @parameterized.parameters(
+      ['--aggregation=median'], ['--aggregation=trimmed_mean'],
+      ['--aggregation=krum', '--byzantine=0', '--malicious_fraction=0.3'],
+      ['--aggregation=bulyan', '--byzantine=0'],
+      ['--aggregation=multi_krum', '--byzantine=0', '--multi_krum_keep=2',
+       '--malicious_fraction=0.3', '--attack=alie', '--alie_z=1.0'],
+      ['--aggregation=geometric_median', '--weiszfeld_iterations=2',
+       '--malicious_fraction=0.3', '--attack=ipm'],
+      ['--aggregation=centered_clip', '--clip_norm=1.0'])
+  def test_robust_aggregation_run(self, *aggregation_flags):
+    # Most of their aggregators report `()` as metrics.
+    result = run(*SMALL, '--rounds=2', *aggregation_flags,
                  f'--root_output_dir={self.root}', '--experiment_name=r')
     self.assertEqual(result.returncode, 0, result.stderr)
     rows = _rows(os.path.join(self.root, 'r'))

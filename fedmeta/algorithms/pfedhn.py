@@ -1,0 +1,459 @@
+"""pFedHN: personalized federated learning with a hypernetwork.
+
+Shamsian, Navon, Fetaya & Chechik, "Personalized Federated Learning using
+Hypernetworks", ICML 2021, https://arxiv.org/abs/2103.04628 (Algorithm 1).
+
+The server holds a hypernetwork h(.; phi) and one learned embedding e_i per
+client. Client i's model is theta_i = h(e_i; phi): the hypernetwork, an MLP
+on the embedding with one linear head per trainable weight tensor of the
+target model, outputs all of the target model's trainable weights. A sampled
+client trains theta_i locally and returns delta_i = theta_i - trained; the
+server updates phi and e_i with the vector-Jacobian products
+(d theta_i / d phi)^T delta_i and (d theta_i / d e_i)^T delta_i.
+
+Per-client values: each client receives only its own theta_i, through
+`tff.federated_select` with the client's index as its key; `select_fn`
+computes h(e_key; phi) at the server, so neither phi nor any embedding is
+ever placed at a client, and no value is broadcast (all-equal) to clients.
+Each client returns its delta scattered into row `key` of
+[num_clients, ...]-shaped zeros (and a one in row `key` of a count vector),
+summed by `tff.federated_sum`: the server then has every sampled client's
+delta paired with its key. The upload is num_clients times the model's size,
+which suits simulation; the clients never hold phi, so the VJPs are computed
+at the server.
+
+The hypernetwork math is plain TensorFlow on explicit weights
+(`initial_server_weights`, `generate`, `server_gradients`,
+`learn_new_client`), testable without TFF.
+"""
+
+import collections
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedmeta import models
+from fedmeta.algorithms import client_work as client_work_lib
+from fedmeta.algorithms import local_tf
+
+# The paper's learning rates: inner (client) SGD 5e-3, hypernetwork and
+# embeddings SGD 1e-2. The authors' code adds momentum 0.9 and weight decay;
+# plain SGD keeps the update exactly the chain rule.
+DEFAULT_CLIENT_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(5e-3)
+DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1e-2)
+DEFAULT_NEW_CLIENT_OPTIMIZER_FN = (
+    lambda: tff.learning.optimizers.build_sgdm(1e-2))
+# Two hidden layers of 100 units, as the authors' code (whose second layer
+# has no ReLU before the heads; here every hidden layer has one).
+DEFAULT_HIDDEN = (100, 100)
+
+Shapes = tuple[tuple[int, ...], ...]
+
+
+def default_embedding_dim(num_clients: int) -> int:
+  """The authors' code's default: 1 + num_clients / 4."""
+  return 1 + num_clients // 4
+
+
+def _check(condition: bool, message: str) -> None:
+  if not condition:
+    raise ValueError(message)
+
+
+def initial_server_weights(
+    shapes: Shapes, *, num_clients: int, embedding_dim: int,
+    hidden: Sequence[int] = DEFAULT_HIDDEN, seed: int = 0,
+    dtype: Any = np.float32) -> tuple[Any, np.ndarray]:
+  """(phi, embeddings) as numpy arrays.
+
+  phi is `OrderedDict(layers=((kernel, bias), ...), heads=((kernel, bias),
+  ...))`: the hidden layers (ReLU after each), then one linear head per
+  target weight of shape `shapes[j]`, whose output is flattened. Kernels and
+  biases are uniform in +-1/sqrt(fan_in) (PyTorch's `nn.Linear`, the
+  authors'), embeddings standard normal (`nn.Embedding`).
+  """
+  rng = np.random.default_rng(seed)
+
+  def dense(fan_in, fan_out):
+    bound = 1.0 / np.sqrt(fan_in)
+    return (rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype),
+            rng.uniform(-bound, bound, (fan_out,)).astype(dtype))
+
+  widths = (embedding_dim, *hidden)
+  layers = tuple(dense(a, b) for a, b in zip(widths[:-1], widths[1:]))
+  heads = tuple(dense(widths[-1], int(np.prod(s, dtype=np.int64)))
+                for s in shapes)
+  embeddings = rng.standard_normal((num_clients, embedding_dim)).astype(dtype)
+  return collections.OrderedDict(layers=layers, heads=heads), embeddings
+
+
+def generate_batch(phi, embeddings: tf.Tensor, shapes: Shapes):
+  """The target weights of each row of `embeddings` [n, d]: a tuple of
+  [n, *shapes[j]] tensors."""
+  h = tf.convert_to_tensor(embeddings)
+  for kernel, bias in phi['layers']:
+    h = tf.nn.relu(tf.matmul(h, kernel) + bias)
+  return tuple(tf.reshape(tf.matmul(h, kernel) + bias, [-1, *shape])
+               for (kernel, bias), shape in zip(phi['heads'], shapes))
+
+
+def generate(phi, embedding: tf.Tensor, shapes: Shapes):
+  """theta = h(embedding; phi): a tuple of tensors shaped as `shapes`."""
+  return tuple(w[0] for w in generate_batch(
+      phi, tf.convert_to_tensor(embedding)[tf.newaxis], shapes))
+
+
+def server_gradients(phi, embeddings: tf.Tensor, delta_sums, counts,
+                     shapes: Shapes):
+  """(d_phi, d_embeddings): the chain rule through the hypernetwork.
+
+  Args:
+    phi: The hypernetwork's weights (`initial_server_weights`).
+    embeddings: [num_clients, d].
+    delta_sums: A tuple matching `shapes`, each [num_clients, *shape]: row k
+      the sum of the deltas of the clients with key k (zeros if none).
+    counts: [num_clients], how many clients had key k this round.
+    shapes: The target model's trainable weight shapes.
+
+  Returns:
+    d_phi = (1/m) sum_k (d theta_k / d phi)^T delta_sums[k], m = sum(counts)
+    (the mean over the round's clients), and d_embeddings whose row k is
+    (d theta_k / d e_k)^T delta_sums[k] / counts[k] (zero where counts[k] is
+    zero): each sampled client's own VJP, as in the paper's Algorithm 1.
+  """
+  counts = tf.convert_to_tensor(counts)
+  with tf.GradientTape() as tape:
+    tape.watch((phi, embeddings))
+    thetas = generate_batch(phi, embeddings, shapes)
+  d_phi, d_embeddings = tape.gradient(
+      thetas, (phi, embeddings), output_gradients=tuple(delta_sums),
+      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+  m = tf.maximum(tf.reduce_sum(counts), 1)
+  d_phi = tf.nest.map_structure(lambda g: g / m, d_phi)
+  d_embeddings = d_embeddings / tf.maximum(counts, 1)[:, tf.newaxis]
+  return d_phi, d_embeddings
+
+
+def _target_dtype(weights_type) -> np.dtype:
+  dtypes = {np.dtype(w.dtype) for w in weights_type.trainable}
+  if len(dtypes) != 1 or not np.issubdtype(next(iter(dtypes)), np.floating):
+    raise models.ModelError(
+        'model_fn: pFedHN needs trainable weights of one floating dtype, got '
+        f'{sorted(str(d) for d in dtypes)}')
+  return next(iter(dtypes))
+
+
+def _non_trainable(model_fn):
+  return tuple(models.initial_weights(model_fn).non_trainable)
+
+
+def learn_new_client(
+    model_fn: models.ModelFn, state, dataset: tf.data.Dataset, *,
+    epochs: int = 1,
+    optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    initial_embedding: Optional[np.ndarray] = None,
+):
+  """Learns an embedding for a client unseen in training, phi frozen.
+
+  The paper's generalization to novel clients: one `optimizer` step per batch
+  of `dataset` (for `epochs` passes) on the embedding alone, with gradient
+  (d theta / d e)^T d loss(theta) / d theta at theta = h(e; phi).
+
+  Args:
+    model_fn: The target model given to `build_pfedhn`.
+    state: A `build_pfedhn` process state (its `hypernetwork` and
+      `embeddings`).
+    dataset: The new client's batches.
+    epochs: Passes over `dataset`.
+    optimizer: The embedding's optimizer; SGD(0.01) if None.
+    initial_embedding: Where to start; the mean of the trained clients'
+      embeddings if None.
+
+  Returns:
+    (embedding, `tff.learning.models.ModelWeights` generated from it), numpy.
+    It runs as a `tff.tensorflow.computation` on the current TFF context.
+
+  Raises:
+    ValueError: For `epochs` < 1 or a misshapen `initial_embedding`.
+  """
+  _check(epochs >= 1, f'epochs: must be >= 1, got {epochs}')
+  model_spec = models.spec(model_fn)
+  shapes = tuple(tuple(w.shape) for w in model_spec.weights_type.trainable)
+  optimizer = optimizer or DEFAULT_NEW_CLIENT_OPTIMIZER_FN()
+  phi = tf.nest.map_structure(np.asarray, state['hypernetwork'])
+  embeddings = np.asarray(state['embeddings'])
+  if initial_embedding is None:
+    initial_embedding = embeddings.mean(axis=0)
+  initial_embedding = np.asarray(initial_embedding, embeddings.dtype)
+  _check(initial_embedding.shape == embeddings.shape[1:],
+         f'initial_embedding: must have shape {embeddings.shape[1:]}, got '
+         f'{initial_embedding.shape}')
+
+  def type_of(a):
+    return tff.TensorType(a.dtype, a.shape)
+
+  # A computation, not a tf.function: a Keras `FunctionalModel` runs only in
+  # a graph.
+  @tff.tensorflow.computation(
+      tf.nest.map_structure(type_of, phi), type_of(initial_embedding),
+      model_spec.data_type)
+  def fit(phi, e0, dataset):
+    model = models.build(model_fn)
+    non_trainable = _non_trainable(model_fn)
+
+    def step(carry, batch):
+      e, opt_state = carry
+      with tf.GradientTape() as tape:
+        tape.watch(e)
+        theta = generate(phi, e, shapes)
+      _, _, d_theta = model.forward_and_gradient((theta, non_trainable),
+                                                 batch)
+      d_e = tape.gradient(theta, e, output_gradients=list(d_theta))
+      opt_state, e = optimizer.next(opt_state, e, d_e)
+      return e, opt_state
+
+    e, _ = dataset.repeat(epochs).reduce(
+        (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
+    return e, generate(phi, e, shapes)
+
+  e, theta = fit(phi, initial_embedding, dataset)
+  return np.asarray(e), tff.learning.models.ModelWeights(
+      tuple(np.asarray(w) for w in theta),
+      tuple(np.asarray(w) for w in models.initial_weights(
+          model_fn).non_trainable))
+
+
+class PFedHNProcess(tff.templates.IterativeProcess):
+  """The `tff.templates.IterativeProcess` of `build_pfedhn`, plus
+  `select_client_weights` and `get_client_weights`."""
+
+  def __init__(self, initialize_fn, next_fn, select_client_weights,
+               model_fn, num_clients: int, shapes: Shapes):
+    super().__init__(initialize_fn, next_fn)
+    self._select_client_weights = select_client_weights
+    self._model_fn = model_fn
+    self._num_clients = num_clients
+    self._shapes = shapes
+
+  @property
+  def select_client_weights(self) -> tff.Computation:
+    """`(<state@SERVER, client_keys={int32}@CLIENTS> -> {theta}@CLIENTS)`:
+    each client's generated weights, by `tff.federated_select`."""
+    return self._select_client_weights
+
+  @property
+  def num_clients(self) -> int:
+    return self._num_clients
+
+  def get_client_weights(self, state, client_index: int
+                         ) -> tff.learning.models.ModelWeights:
+    """The personalized `ModelWeights` h(e_i; phi) of client `client_index`,
+    as numpy arrays (for evaluation).
+
+    Raises:
+      ValueError: If `client_index` is not in [0, num_clients).
+    """
+    _check(0 <= client_index < self._num_clients,
+           f'client_index: must be in [0, {self._num_clients}), got '
+           f'{client_index}')
+    phi = tf.nest.map_structure(tf.convert_to_tensor, state['hypernetwork'])
+    theta = generate(phi, np.asarray(state['embeddings'])[client_index],
+                     self._shapes)
+    return tff.learning.models.ModelWeights(
+        tuple(w.numpy() for w in theta),
+        tuple(np.asarray(w) for w in models.initial_weights(
+            self._model_fn).non_trainable))
+
+
+def build_pfedhn(
+    model_fn: models.ModelFn,
+    *,
+    num_clients: int,
+    embedding_dim: Optional[int] = None,
+    hidden: Sequence[int] = DEFAULT_HIDDEN,
+    client_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    seed: int = 0,
+) -> PFedHNProcess:
+  """Builds pFedHN (Algorithm 1): a hypernetwork generates each client's
+  model from its learned embedding.
+
+  Paper: Shamsian et al. 2021, https://arxiv.org/abs/2103.04628.
+
+  Each round, client i (its key, an int32 in [0, num_clients)) receives only
+  theta_i = h(e_i; phi), by `tff.federated_select`; it takes one
+  `client_optimizer` step per batch of its dataset
+  (`fedmeta.algorithms.local_tf.train_locally`) and returns
+  delta_i = theta_i - trained. The server applies, with `server_optimizer`,
+  the gradients (1/m) sum_i (d theta_i / d phi)^T delta_i to phi (m clients
+  this round) and (d theta_i / d e_i)^T delta_i to e_i (see
+  `server_gradients`); the embeddings of clients not sampled are kept as
+  they are, whatever the optimizer (their rows of its state see zero
+  gradients). A client whose delta is non-finite, or which has no example,
+  counts as not sampled; a key given to several clients in a round gets the
+  mean of their VJPs.
+
+  Args:
+    model_fn: The target model (see `fedmeta.models.ModelFn`), trainable
+      weights of one floating dtype; its trainable weight shapes define the
+      hypernetwork's heads, its non-trainable weights stay at their initial
+      values.
+    num_clients: How many clients (embeddings) there are.
+    embedding_dim: The embeddings' size; 1 + num_clients // 4 (the authors'
+      code) if None.
+    hidden: Widths of the hypernetwork's hidden layers (ReLU); () makes it
+      linear, theta = e A + b per target weight.
+    client_optimizer: The clients' step per batch; SGD(5e-3) (the paper's
+      inner rate) if None.
+    server_optimizer: Applied to (phi, embeddings); SGD(1e-2) (the paper's)
+      if None.
+    seed: Seeds the hypernetwork's and embeddings' initialization.
+
+  Returns:
+    A `PFedHNProcess` (a `tff.templates.IterativeProcess`) with
+    `initialize: ( -> S@SERVER)`, S = <hypernetwork=phi, embeddings=
+    float[num_clients, embedding_dim], optimizer_state=...>, and
+    `next: (<state=S@SERVER, client_keys={int32}@CLIENTS,
+    client_data={B*}@CLIENTS> -> <state=S@SERVER, metrics=<train=...,
+    clients_empty=int32, clients_non_finite=int32>@SERVER>)` returning a
+    `tff.learning.templates.LearningProcessOutput`; call it as
+    `next(state, keys, datasets)` with two lists of equal length, client j's
+    key and dataset. A key outside [0, num_clients) fails the round with an
+    error naming `client_keys`.
+
+  Raises:
+    ValueError: For `num_clients` < 1, `embedding_dim` < 1 or a hidden width
+      < 1.
+    fedmeta.models.ModelError: For an unsuitable `model_fn`.
+  """
+  _check(isinstance(num_clients, (int, np.integer)) and num_clients >= 1,
+         f'num_clients: must be an int >= 1, got {num_clients!r}')
+  num_clients = int(num_clients)
+  if embedding_dim is None:
+    embedding_dim = default_embedding_dim(num_clients)
+  _check(embedding_dim >= 1,
+         f'embedding_dim: must be >= 1, got {embedding_dim}')
+  hidden = tuple(int(h) for h in hidden)
+  _check(all(h >= 1 for h in hidden),
+         f'hidden: widths must be >= 1, got {hidden}')
+  client_optimizer = client_optimizer or DEFAULT_CLIENT_OPTIMIZER_FN()
+  server_optimizer = server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN()
+
+  model_spec = models.spec(model_fn)
+  weights_type = model_spec.weights_type
+  dtype = _target_dtype(weights_type)
+  shapes = tuple(tuple(int(d) for d in w.shape)
+                 for w in weights_type.trainable)
+  phi0, embeddings0 = initial_server_weights(
+      shapes, num_clients=num_clients, embedding_dim=embedding_dim,
+      hidden=hidden, seed=seed, dtype=dtype)
+
+  @tff.tensorflow.computation
+  def initialize_server():
+    phi = tf.nest.map_structure(tf.constant, phi0)
+    embeddings = tf.constant(embeddings0)
+    specs = tf.nest.map_structure(tf.TensorSpec.from_tensor,
+                                  (phi, embeddings))
+    return collections.OrderedDict(
+        hypernetwork=phi, embeddings=embeddings,
+        optimizer_state=server_optimizer.initialize(specs))
+
+  state_type = initialize_server.type_signature.result
+
+  @tff.tensorflow.computation(state_type)
+  def hypernetwork_and_embeddings(state):
+    return state['hypernetwork'], state['embeddings']
+
+  @tff.tensorflow.computation(
+      hypernetwork_and_embeddings.type_signature.result, np.int32)
+  def select_fn(server_val, key):
+    phi, embeddings = server_val
+    return generate(phi, tf.gather(embeddings, key), shapes)
+
+  theta_type = select_fn.type_signature.result
+
+  @tff.tensorflow.computation(np.int32)
+  def as_select_key(key):
+    in_range = tf.logical_and(key >= 0, key < num_clients)
+    with tf.control_dependencies([tf.debugging.Assert(in_range, [
+        f'client_keys: a key must be in [0, {num_clients}), got', key])]):
+      return tf.reshape(key, [1])
+
+  @tff.tensorflow.computation(tff.SequenceType(theta_type))
+  def only_element(selected):
+    zeros = tuple(tf.zeros(s, dtype) for s in shapes)
+    return selected.reduce(zeros, lambda _, theta: tuple(theta))
+
+  @tff.federated_computation(tff.FederatedType(state_type, tff.SERVER),
+                             tff.FederatedType(np.int32, tff.CLIENTS))
+  def select_client_weights(state, client_keys):
+    selected = tff.federated_select(
+        tff.federated_map(as_select_key, client_keys),
+        tff.federated_value(np.int32(num_clients - 1), tff.SERVER),
+        tff.federated_map(hypernetwork_and_embeddings, state), select_fn)
+    return tff.federated_map(only_element, selected)
+
+  def local_delta(model, theta, key, dataset):
+    result = local_tf.train_locally(
+        model, (tuple(theta), _non_trainable(model_fn)), dataset,
+        optimizer=client_optimizer)
+    client_result, metrics, dropped = client_work_lib.finalize_client_result(
+        result, client_work_lib.ClientWeighting.UNIFORM)
+    keep = tf.cast(client_result.update_weight, dtype)
+    index = tf.reshape(key, [1, 1])
+    delta_sums = tuple(
+        tf.scatter_nd(index, (keep * d)[tf.newaxis], [num_clients, *s])
+        for d, s in zip(client_result.update, shapes))
+    counts = tf.scatter_nd(index, keep[tf.newaxis], [num_clients])
+    return (collections.OrderedDict(delta_sums=delta_sums, counts=counts),
+            metrics, dropped)
+
+  @tff.tensorflow.computation(theta_type, np.int32, model_spec.data_type)
+  def client_update(theta, key, dataset):
+    return models.build(model_fn).run(local_delta, theta, key, dataset)
+
+  aggregate_type = client_update.type_signature.result[0]
+
+  @tff.tensorflow.computation(state_type, aggregate_type)
+  def server_update(state, aggregate):
+    phi, embeddings = state['hypernetwork'], state['embeddings']
+    counts = aggregate['counts']
+    gradients = server_gradients(phi, embeddings, aggregate['delta_sums'],
+                                 counts, shapes)
+    optimizer_state, (phi_new, embeddings_new) = server_optimizer.next(
+        state['optimizer_state'], (phi, embeddings), gradients)
+    embeddings_new = tf.where(counts[:, tf.newaxis] > 0, embeddings_new,
+                              embeddings)
+    return collections.OrderedDict(
+        hypernetwork=phi_new, embeddings=embeddings_new,
+        optimizer_state=optimizer_state)
+
+  finalize_metrics = local_tf.build_metrics_finalizer(
+      model_spec.finalize_metrics)
+
+  @tff.federated_computation
+  def initialize_fn():
+    return tff.federated_eval(initialize_server, tff.SERVER)
+
+  @tff.federated_computation(
+      tff.FederatedType(state_type, tff.SERVER),
+      tff.FederatedType(np.int32, tff.CLIENTS),
+      tff.FederatedType(model_spec.data_type, tff.CLIENTS))
+  def next_fn(state, client_keys, client_data):
+    theta = select_client_weights(state, client_keys)
+    result, metrics, dropped = tff.federated_map(
+        client_update, (theta, client_keys, client_data))
+    new_state = tff.federated_map(
+        server_update, (state, tff.federated_sum(result)))
+    measurements = tff.federated_zip(collections.OrderedDict(
+        train=tff.learning.metrics.sum_then_finalize(finalize_metrics)(
+            metrics),
+        clients_empty=tff.federated_sum(dropped.clients_empty),
+        clients_non_finite=tff.federated_sum(dropped.clients_non_finite)))
+    return tff.learning.templates.LearningProcessOutput(new_state,
+                                                        measurements)
+
+  return PFedHNProcess(initialize_fn, next_fn, select_client_weights,
+                       model_fn, num_clients, shapes)
