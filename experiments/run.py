@@ -40,6 +40,9 @@ import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
 AGGREGATIONS = ('mean', 'clip', 'zeroing', 'median', 'trimmed_mean', 'krum',
                 'multi_krum', 'bulyan', 'geometric_median', 'centered_clip')
+# --attack=ipm's default --attack_scale: Xie et al.'s epsilon against Krum
+# and the median (sign_flip's 10 would send a scaled reversed mean).
+IPM_SCALE = 0.1
 # Aggregations assuming --byzantine attackers.
 _BYZANTINE_RULES = ('krum', 'multi_krum', 'bulyan')
 # Aggregations that see every update in the clear, at the server.
@@ -198,6 +201,10 @@ _WEISZFELD_TOLERANCE = flags.DEFINE_float(
 _CENTERED_CLIP_ITERATIONS = flags.DEFINE_integer(
     'centered_clip_iterations', 1, '--aggregation=centered_clip: clipping '
     'iterations a round.', lower_bound=1)
+_OWN_AGGREGATION_FLAGS = {
+    'multi_krum': (_MULTI_KRUM_KEEP,),
+    'geometric_median': (_WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE),
+    'centered_clip': (_CENTERED_CLIP_ITERATIONS,)}
 _TRIM_FRACTION = flags.DEFINE_float(
     'trim_fraction', 0.1, 'Share trimmed from each end by '
     '--aggregation=trimmed_mean.', lower_bound=0.0, upper_bound=0.49)
@@ -235,7 +242,7 @@ _ATTACK = flags.DEFINE_enum(
     'times their mean).')
 _ATTACK_SCALE = flags.DEFINE_float(
     'attack_scale', 10.0, "Factor of an attacker's update (sign_flip, scale) "
-    'or of the mean update (ipm).')
+    'or of the mean update (ipm; unset, 0.1, as Xie et al.).')
 _ALIE_Z = flags.DEFINE_float(
     'alie_z', None, "--attack=alie: z; default the paper's z_max for the "
     'round\'s clients and --malicious_fraction.')
@@ -357,6 +364,11 @@ def build_model_aggregator():
   if _BYZANTINE.present and kind not in _BYZANTINE_RULES:
     raise RunError('--byzantine: needs --aggregation=krum, multi_krum or '
                    'bulyan')
+  for other, own_flags in _OWN_AGGREGATION_FLAGS.items():
+    for flag in own_flags:
+      if flag.present and kind != other:
+        raise RunError(f'--{flag.name}: needs --aggregation={other}')
+  _check_attack_flags()
   if _DP_NOISE_MULTIPLIER.value is not None:
     for flag, on in (('--aggregation', kind != 'mean'),
                      ('--secure_aggregation', _SECURE_AGGREGATION.value),
@@ -396,13 +408,32 @@ def build_model_aggregator():
   elif _CLIP_NORM.present and kind != 'centered_clip':
     raise RunError('--clip_norm: needs --aggregation=clip, zeroing or '
                    'centered_clip')
-  if _ALIE_Z.present and _ATTACK.value != 'alie':
-    raise RunError('--alie_z: needs --attack=alie')
   if _MALICIOUS_FRACTION.value:
+    scale = _ATTACK_SCALE.value
+    if _ATTACK.value == 'ipm' and not _ATTACK_SCALE.present:
+      scale = IPM_SCALE
     factory = aggregation.MaliciousClientsFactory(
         factory, fraction=_MALICIOUS_FRACTION.value, attack=_ATTACK.value,
-        scale=_ATTACK_SCALE.value, seed=_SEED.value, alie_z=_ALIE_Z.value)
+        scale=scale, seed=_SEED.value, alie_z=_ALIE_Z.value)
   return factory
+
+
+def _check_attack_flags() -> None:
+  """Refuses attack flags that would do nothing, or that the attack cannot
+  take."""
+  if not _MALICIOUS_FRACTION.value:
+    for flag in (_ATTACK, _ATTACK_SCALE, _ALIE_Z):
+      if flag.present:
+        raise RunError(f'--{flag.name}: needs --malicious_fraction')
+  if _ALIE_Z.present and _ATTACK.value != 'alie':
+    raise RunError('--alie_z: needs --attack=alie')
+  if _ATTACK.value == 'alie':
+    if _ATTACK_SCALE.present:
+      raise RunError('--attack_scale: --attack=alie sends mu - z sigma; set '
+                     'z with --alie_z')
+    if _ALIE_Z.value is None and _MALICIOUS_FRACTION.value >= 0.5:
+      raise RunError('--malicious_fraction: must be < 0.5 for --attack=alie '
+                     "without --alie_z (the paper's z_max is infinite)")
 
 
 def _statistic_factory(kind: str):
@@ -411,13 +442,6 @@ def _statistic_factory(kind: str):
   Raises:
     RunError: For flags of another aggregation, or missing ones.
   """
-  own = {'multi_krum': (_MULTI_KRUM_KEEP,),
-         'geometric_median': (_WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE),
-         'centered_clip': (_CENTERED_CLIP_ITERATIONS,)}
-  for other, other_flags in own.items():
-    for flag in other_flags:
-      if flag.present and kind != other:
-        raise RunError(f'--{flag.name}: needs --aggregation={other}')
   byzantine = kind in _BYZANTINE_RULES
   if byzantine and _BYZANTINE.value is None:
     raise RunError(f'--byzantine: --aggregation={kind} needs it')
@@ -428,9 +452,9 @@ def _statistic_factory(kind: str):
           kind, clients, _BYZANTINE.value, keep=_MULTI_KRUM_KEEP.value)
     except aggregation.AggregationError as e:
       raise RunError(f'--clients_per_round: {e}') from e
-  if kind == 'centered_clip' and _CLIP_NORM.value is None:
-    raise RunError('--clip_norm: --aggregation=centered_clip needs it (the '
-                   'radius)')
+  if kind == 'centered_clip' and not _CLIP_NORM.value:
+    raise RunError('--clip_norm: --aggregation=centered_clip needs it > 0 '
+                   '(the radius)')
   builders = {
       'median': lambda: aggregation.median_factory(clients),
       'trimmed_mean': lambda: aggregation.trimmed_mean_factory(
@@ -854,8 +878,10 @@ def main(argv, process_fn=None, name_suffix: str = ''):
     refusal = aggregation.byzantine_refusal(e)
     if refusal is None:
       raise
-    print(f'error: --byzantine: {refusal} (clients dropped out); the '
-          'rounds before it are kept', file=sys.stderr)
+    print(f'error: --byzantine: {refusal} (clients dropped out); a rerun '
+          'meets the same round: run again under another --experiment_name '
+          'with a lower --dropout_rate or more --clients_per_round',
+          file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt:
     print('interrupted; rerun the same command to resume from the last '

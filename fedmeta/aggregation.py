@@ -16,7 +16,10 @@ takes as `model_aggregator` (unweighted ones are averaged uniformly):
   (Karimireddy et al. 2021, "Learning from History for Byzantine Robust
   Optimization"). A round too small for Krum's or Bulyan's f fails at run
   time (`byzantine_refusal` reads the error); `check_byzantine_clients`
-  refuses such a round size before a run.
+  refuses such a round size before a run. Every client counts in these
+  rules, also one the client work zero-weighted (no example, or a
+  non-finite update), whose update is zeros; the geometric median alone
+  weighs clients.
 - `secure_mean_factory`: the weighted mean through
   `tff.aggregators.SecureSumFactory` (Bonawitz et al. 2017), whose values
   are clipped to a bound and quantized to 32-bit integers.
@@ -431,8 +434,9 @@ def geometric_median_factory(
           running, step, (0, *mean_and_objective(alphas), False))
       return v, iterations
 
+    # Clients the client work gave no weight (empty, non-finite) carry none.
     v, iterations = tf.cond(
-        tf.shape(updates)[0] > 0, run,
+        tf.reduce_sum(weights) > 0, run,
         lambda: (tf.zeros(tf.shape(updates)[1:], updates.dtype), 0))
     return v, collections.OrderedDict(iterations=iterations)
 
@@ -539,7 +543,7 @@ class MaliciousClientsFactory(tff.aggregators.WeightedAggregationFactory):
     sigma the coordinate-wise mean and standard deviation of all the round's
     n updates, which attackers know; z is `alie_z`, else the paper's z_max =
     Phi^-1((n - s) / n), s = floor(n / 2 + 1) - m, m = round(fraction * n)
-    the expected attackers (-inf, in a round of n <= 2 where m = 0);
+    the expected attackers (0 where s >= n, in a round of n <= 2);
   - 'ipm' (inner product manipulation: Xie et al. 2020, "Fall of Empires:
     Breaking Byzantine-tolerant SGD by Inner Product Manipulation"):
     -scale * mu.
@@ -583,25 +587,31 @@ class MaliciousClientsFactory(tff.aggregators.WeightedAggregationFactory):
       return lambda value: tff.federated_broadcast(
           tff.federated_map(negated, tff.federated_mean(value)))
 
-    square = tff.tensorflow.computation(
-        lambda value: tf.nest.map_structure(tf.square, value), value_type)
+    @tff.tensorflow.computation(value_type, value_type)
+    def squared_deviation(value, mean):
+      return tf.nest.map_structure(lambda v, m: tf.square(v - m), value, mean)
 
     @tff.tensorflow.computation(value_type, value_type, np.int32)
-    def little_is_enough(mean, mean_square, clients):
+    def little_is_enough(mean, variance, clients):
       z = self._alie_z
       if z is None:
-        # s: the correct clients the attackers need on their side.
+        # s: the correct clients the attackers need on their side. Where
+        # that is all of them (n <= 2, no attacker expected), z_max is -inf:
+        # send the mean.
         n = tf.cast(clients, tf.float64)
         s = tf.floor(n / 2 + 1) - tf.round(self._fraction * n)
-        z = tf.math.ndtri((n - s) / n)
+        z = tf.where(s < n, tf.math.ndtri((n - s) / n), 0.0)
       return tf.nest.map_structure(
-          lambda mu, moment: mu - tf.cast(z, mu.dtype) * tf.sqrt(
-              tf.maximum(moment - tf.square(mu), 0)), mean, mean_square)
+          lambda mu, var: mu - tf.cast(z, mu.dtype) * tf.sqrt(var), mean,
+          variance)
 
     def forge(value):
+      # Two passes: E[(x - mu)^2] keeps the precision E[x^2] - mu^2 loses.
+      mean = tff.federated_mean(value)
+      variance = tff.federated_mean(tff.federated_map(
+          squared_deviation, (value, tff.federated_broadcast(mean))))
       return tff.federated_broadcast(tff.federated_map(little_is_enough, (
-          tff.federated_mean(value),
-          tff.federated_mean(tff.federated_map(square, value)),
+          mean, variance,
           tff.federated_sum(tff.federated_value(1, tff.CLIENTS)))))
 
     return forge

@@ -108,11 +108,11 @@ class FunctionalAdapter:
         loss=loss, predictions=predictions, num_examples=num_examples), y
 
   def predict(self, weights, x, training: bool):
-    """The model's predictions of `x`; for an empty batch, computed on one row of
-    zeros and cut to none. TF 2.14's oneDNN convolutions give an empty batch
-    the wrong shape, and the next convolution fails ("input depth must be
-    evenly divisible by filter depth: 1 vs 32"): a meta-learning client with
-    one example has an empty query set."""
+    """The model's predictions of `x`; for an empty batch, computed on one
+    row of zeros and cut to none. TF 2.14's oneDNN convolutions give an
+    empty batch the wrong shape, and the next convolution fails ("input
+    depth must be evenly divisible by filter depth: 1 vs 32"): a
+    meta-learning client with one example has an empty query set."""
     def predict(inputs):
       return self.model.predict_on_batch(weights, inputs, training=training)
 

@@ -180,6 +180,24 @@ class AggregationTest(parameterized.TestCase):
       np.testing.assert_allclose(row, self._forged(attack, alie_z=alie_z),
                                  rtol=1e-5, atol=1e-5)
 
+  def test_alie_in_a_round_expecting_no_attacker_sends_the_mean(self):
+    # n = 2, m = round(0.2 * 2) = 0: s = 2 = n, where z_max is -inf.
+    mean = np.mean(self.values[:2], axis=0)
+    for seed in range(20):  # Until a draw makes an attacker.
+      factory = aggregation.MaliciousClientsFactory(
+          tff.aggregators.UnweightedReservoirSamplingFactory(10),
+          fraction=0.2, attack='alie', scale=1.0, seed=seed)
+      rows, measurements = _aggregate(factory, self.values[:2],
+                                      self.weights[:2])
+      if measurements['malicious_clients']:
+        break
+    self.assertGreater(measurements['malicious_clients'], 0)
+    forged = [r for r in rows
+              if not any(np.array_equal(r, v) for v in self.values[:2])]
+    self.assertNotEmpty(forged)
+    for row in forged:
+      np.testing.assert_allclose(row, mean, rtol=1e-5, atol=1e-6)
+
   def test_malicious_fraction_is_the_share_of_attackers(self):
     factory = aggregation.MaliciousClientsFactory(
         tff.aggregators.MeanFactory(), fraction=0.2, attack='scale',
@@ -401,6 +419,12 @@ class ByzantineTest(parameterized.TestCase):
     unweighted, _ = self._one(aggregation.geometric_median_factory(10))
     self.assertGreater(np.max(np.abs(unweighted - result)), 1e-3)
 
+  def test_geometric_median_of_clients_without_weight_is_zero(self):
+    # The client work zero-weights clients without examples.
+    result, _ = self._one(aggregation.geometric_median_factory(10),
+                          weights=[0.0] * len(self.x))
+    np.testing.assert_array_equal(result, np.zeros_like(result))
+
   def test_centered_clipping_starts_from_the_last_aggregate(self):
     radius, iterations = 3.0, 2
     second = self.x[::-1] + 0.5
@@ -485,6 +509,7 @@ class ByzantineTest(parameterized.TestCase):
       with self.assertRaisesRegex(aggregation.AggregationError,
                                   f'^{argument}: '):
         build()
+
 
 class PrivacyTest(parameterized.TestCase):
 

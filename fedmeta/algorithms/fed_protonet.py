@@ -63,7 +63,9 @@ def episode_output(model, weights, batch, *, distance: str, training: bool):
   x, y = models.batch_xy(batch)
   is_support = batch[support_query.SUPPORT_KEY]
   embeddings = model.predict(weights, x, training)
-  embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
+  # The static width: [n, -1] cannot be inferred for an empty batch.
+  embeddings = tf.reshape(embeddings,
+                          [-1, embeddings.shape[1:].num_elements()])
   support_y = tf.boolean_mask(y, is_support)
   ways = tf.reduce_max(tf.concat([support_y + 1, [0]], 0))
   is_query = tf.logical_and(tf.logical_not(is_support), ways > 0)

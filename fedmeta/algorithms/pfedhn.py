@@ -45,9 +45,11 @@ DEFAULT_CLIENT_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(5e-3)
 DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1e-2)
 DEFAULT_NEW_CLIENT_OPTIMIZER_FN = (
     lambda: tff.learning.optimizers.build_sgdm(1e-2))
-# Two hidden layers of 100 units, as the authors' code (whose second layer
-# has no ReLU before the heads; here every hidden layer has one).
-DEFAULT_HIDDEN = (100, 100)
+# Four layers of 100 units, as the authors' trainer (github.com/AvivSham/
+# pFedHN: a first layer, then --n-hidden=3 more), whose last has no ReLU
+# before the heads; here every hidden layer has one. Their gradient-norm
+# clipping at 50 (inner and hypernetwork steps) is left out.
+DEFAULT_HIDDEN = (100,) * 4
 
 Shapes = tuple[tuple[int, ...], ...]
 

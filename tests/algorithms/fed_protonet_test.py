@@ -93,7 +93,6 @@ class PrototypesTest(parameterized.TestCase):
         fed_protonet.distance_logits(queries, centers, 'cosine'),
         [[2**-0.5, 2**-0.5], [3 / 13**0.5, 2 / 13**0.5]], rtol=1e-6)
 
-
   @parameterized.parameters('group', 'batch')
   def test_omniglot_embedding_is_conv4_without_its_dense_layer(self, norm):
     embedding = omniglot.conv4_model_fn(None, norm)

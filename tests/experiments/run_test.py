@@ -336,7 +336,19 @@ class RunTest(parameterized.TestCase):
       ('krum_with_secure_sum',
        ['--aggregation=krum', '--byzantine=0', '--secure_aggregation'],
        '--secure_aggregation'),
-      ('alie_z_without_alie', ['--alie_z=1'], '--alie_z'))
+      ('alie_z_without_alie',
+       ['--malicious_fraction=0.1', '--alie_z=1'], '--alie_z'),
+      ('attack_without_fraction', ['--attack=ipm'],
+       '--attack: needs --malicious_fraction'),
+      ('attack_scale_for_alie',
+       ['--malicious_fraction=0.1', '--attack=alie', '--attack_scale=2'],
+       '--attack_scale'),
+      ('alie_against_a_majority',
+       ['--malicious_fraction=0.5', '--attack=alie'], '--malicious_fraction'),
+      ('weiszfeld_flag_for_mean', ['--weiszfeld_iterations=2'],
+       '--weiszfeld_iterations'),
+      ('centered_clip_radius_zero',
+       ['--aggregation=centered_clip', '--clip_norm=0'], '--clip_norm'))
   def test_bad_flag_is_one_line_error(self, args, flag):
     result = run(*SMALL, '--rounds=1', f'--root_output_dir={self.root}', *args)
     self.assertIn(result.returncode, (1, 2))
@@ -369,7 +381,9 @@ class RunTest(parameterized.TestCase):
     self.assertRegex(result.stderr.strip(),
                      r'^error: --byzantine: krum: a round of [12] clients '
                      r'needs n >= 2f \+ 3 = 3 for byzantine f = 0 \(clients '
-                     r'dropped out\); the rounds before it are kept$')
+                     r'dropped out\); a rerun meets the same round: run again '
+                     r'under another --experiment_name with a lower '
+                     r'--dropout_rate or more --clients_per_round$')
 
   def test_class_pools_without_ways_is_one_line_error(self):
     # Their labels are global class ids, beyond the model's outputs.
