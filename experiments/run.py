@@ -643,6 +643,7 @@ def episode_samplers(task: data.Task):
   """
   if _DISTANCE.present and _ALGORITHM.value != 'fed_protonet':
     raise RunError('--distance: only --algorithm=fed_protonet takes it')
+
   if _WAYS.value is None:
     for flag in (_QUERY_SHOTS, _EVAL_EPISODES, _EVAL_QUERY_SHOTS,
                  _TRAIN_WAYS, _EPISODES_PER_CLIENT):
@@ -666,6 +667,12 @@ def episode_samplers(task: data.Task):
                    '--support_fraction')
   if not data.TASKS[task.name].classes:
     raise RunError(f'--ways: task {task.name} has no classes')
+  if _ALGORITHM.value == 'fed_protonet':
+    for flag in (_INNER_STEPS, _INNER_LEARNING_RATE, _EVAL_INNER_STEPS,
+                 _CLIENT_EPOCHS, _PERSONALIZATION_EVAL):
+      if flag.present:
+        raise RunError(f'--{flag.name}: fed_protonet does not take it (a '
+                       'client step an episode, no adaptation)')
   if _ALGORITHM.value == 'fed_protonet' and task.embedding_fn is None:
     raise RunError(f'--algorithm: task {task.name} has no embedding network '
                    'for fed_protonet')
