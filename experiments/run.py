@@ -281,11 +281,12 @@ _MAY_CHANGE_ON_RESUME = frozenset({
 
 # Flags added after runs were made, with the value those runs ran as (a
 # fixed support/query split was all there was).
-_BEFORE = {'resample_support': False, 'ways': None, 'train_ways': None,
-           'episodes_per_client': 1, 'distance': 'squared_euclidean',
-           'byzantine': None, 'multi_krum_keep': None,
-           'weiszfeld_iterations': 4, 'weiszfeld_tolerance': 1e-6,
-           'centered_clip_iterations': 1, 'alie_z': None}
+_BEFORE = {'resample_support': False, 'ways': None}
+# Flags added since, which change nothing at their defaults.
+_BEFORE.update({flag.name: flag.default for flag in (
+    _TRAIN_WAYS, _EPISODES_PER_CLIENT, _DISTANCE, _BYZANTINE, _MULTI_KRUM_KEEP,
+    _WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE, _CENTERED_CLIP_ITERATIONS,
+    _ALIE_Z)})
 
 
 class RunError(Exception):
