@@ -15,6 +15,8 @@ import json
 import os
 import platform
 import sys
+from typing import Callable, NamedTuple, Optional
+import zlib
 
 from absl import app
 from absl import flags
@@ -25,11 +27,13 @@ import fedmeta
 from fedmeta import aggregation
 from fedmeta import algorithms
 from fedmeta.algorithms import fed_protonet
+from fedmeta.algorithms import personalization
 from fedmeta import privacy
 from fedmeta import data
 from fedmeta import runtime
 from fedmeta.data import episodes
 from fedmeta.data import partition
+from fedmeta.data import poisoning
 from fedmeta.data import task as task_lib
 from experiments import training_loop
 
@@ -58,8 +62,15 @@ DEFAULT_SERVER_OPTIMIZER = {
     'reptile': 'sgd', 'per_fedavg_fo': 'sgd', 'per_fedavg_hf': 'sgd',
     'fed_protonet': 'adam'}
 
-_TASK = flags.DEFINE_enum('task', 'digits', list(data.TASKS),
-                          'Federated task (dataset and model).')
+_TASK = flags.DEFINE_string(
+    'task', 'digits', f'Federated task (dataset and model): one of '
+    f'{", ".join(data.TASKS)}, or {data.TFDS_PREFIX}<dataset> for a '
+    'TensorFlow Datasets classification or text dataset (its options: '
+    'fedmeta/data/tfds.py).')
+flags.register_validator(
+    'task', data.is_task_name,
+    message=f'must be one of {", ".join(data.TASKS)} or '
+    f'{data.TFDS_PREFIX}<dataset>')
 _ALGORITHM = flags.DEFINE_enum('algorithm', 'fed_avg',
                                sorted(algorithms.BUILDERS),
                                'Federated algorithm.')
@@ -159,6 +170,12 @@ _PERSONALIZATION_EVAL = flags.DEFINE_bool(
     'set with --inner_steps SGD steps at --inner_learning_rate and report '
     'query metrics before and after (the FedMeta paper\'s FedAvg(Meta) '
     'baseline).')
+_EVAL_SUPPORT = flags.DEFINE_enum(
+    'eval_support', 'split', ['split', 'train'], 'Where a held-out client '
+    "adapts from: 'split', a support set drawn from its test data by "
+    "--shots or --support_fraction; 'train', its own training data, scored "
+    'on all its test data (tasks whose test clients are training clients: '
+    "a room's later weeks, a hospital's test rows).")
 _EVAL_INNER_STEPS = flags.DEFINE_integer(
     'eval_inner_steps', None, 'Adaptation steps on each held-out client at '
     'evaluation; default --inner_steps.', lower_bound=1)
@@ -232,14 +249,31 @@ _DP_TARGET_DELTA = flags.DEFINE_float(
     '(epsilon, delta).', lower_bound=0.0, upper_bound=1.0)
 _MALICIOUS_FRACTION = flags.DEFINE_float(
     'malicious_fraction', 0.0, 'Simulated attack: each sampled client is an '
-    'attacker with this probability per round.', lower_bound=0.0,
-    upper_bound=1.0)
+    'attacker with this probability per round (update attacks); for the data '
+    'attacks, this share of the training clients (a fixed, seeded set) '
+    'poisons its data.', lower_bound=0.0, upper_bound=1.0)
+DATA_ATTACKS = ('label_flip', 'backdoor')
 _ATTACK = flags.DEFINE_enum(
-    'attack', 'sign_flip', aggregation.ATTACKS, 'What an attacker sends: '
+    'attack', 'sign_flip', aggregation.ATTACKS + DATA_ATTACKS,
+    'What an attacker sends: '
     'sign_flip (-attack_scale * update), scale (attack_scale * update), '
     'alie ("a little is enough": the mean of the round\'s updates minus z '
     'standard deviations) or ipm (inner product manipulation: -attack_scale '
-    'times their mean).')
+    'times their mean); or what it trains on: label_flip (label y as '
+    'classes - 1 - y) or backdoor (a --backdoor_fraction of its examples '
+    'with a pixel-pattern trigger and label --backdoor_target; the attack '
+    "success rate, the global model's accuracy on triggered test images of "
+    'other classes, is reported as eval/backdoor_success_rate).')
+_BACKDOOR_TARGET = flags.DEFINE_integer(
+    'backdoor_target', 0, '--attack=backdoor: the label triggered images '
+    'get.', lower_bound=0)
+_BACKDOOR_FRACTION = flags.DEFINE_float(
+    'backdoor_fraction', 0.5, "--attack=backdoor: share of an attacker's "
+    'examples poisoned (the rest keep the main task).', lower_bound=0.0,
+    upper_bound=1.0)
+_TRIGGER_SIZE = flags.DEFINE_integer(
+    'trigger_size', 3, '--attack=backdoor: side in pixels of the '
+    'checkerboard trigger in the bottom-right corner.', lower_bound=1)
 _ATTACK_SCALE = flags.DEFINE_float(
     'attack_scale', 10.0, "Factor of an attacker's update (sign_flip, scale) "
     'or of the mean update (ipm; unset, 0.1, as Xie et al.).')
@@ -274,6 +308,8 @@ _EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None,
 # config.json records the flags of a run; a rerun resumes only with the same
 # ones, except these, which leave the rounds already run as they are.
 CONFIG_JSON = 'config.json'
+# Each held-out client's metrics at the latest personalized evaluation.
+CLIENTS_JSON = 'eval_clients.json'
 _MAY_CHANGE_ON_RESUME = frozenset({
     'rounds', 'eval_every', 'checkpoint_every', 'data_dir', 'describe',
     'root_output_dir', 'experiment_name', 'workers'})
@@ -284,7 +320,7 @@ _MAY_CHANGE_ON_RESUME = frozenset({
 _BEFORE = {'resample_support': False, 'ways': None}
 # Flags added since, which change nothing at their defaults.
 _BEFORE.update({flag.name: flag.default for flag in (
-    _TRAIN_WAYS, _EPISODES_PER_CLIENT, _DISTANCE, _BYZANTINE, _MULTI_KRUM_KEEP,
+    _EVAL_SUPPORT, _TRAIN_WAYS, _EPISODES_PER_CLIENT, _DISTANCE, _BYZANTINE, _MULTI_KRUM_KEEP,
     _WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE, _CENTERED_CLIP_ITERATIONS,
     _ALIE_Z)})
 
@@ -297,12 +333,21 @@ class RunError(Exception):
 _FLAGGED_OPTIONS = ('data_dir', 'seed', 'num_clients')
 
 
-def _task_options(parameters) -> dict:
-  """--task_option values, typed like the loader's defaults."""
-  options = {p.name: p.default for p in parameters.values()
-             if p.kind == p.KEYWORD_ONLY and p.name not in _FLAGGED_OPTIONS}
+# Loader defaults that have changed, with the value that runs made before
+# the change ran with (config.json had no 'task_options' then).
+_TASK_DEFAULTS_BEFORE = {'shakespeare': {'source': 'tiny'}}
+
+
+def _loader_defaults(parameters) -> dict:
+  return {p.name: p.default for p in parameters.values()
+          if p.kind == p.KEYWORD_ONLY and p.name not in _FLAGGED_OPTIONS}
+
+
+def _task_options(parameters, texts=None) -> dict:
+  """--task_option values (or `texts`), typed like the loader's defaults."""
+  options = _loader_defaults(parameters)
   kwargs = {}
-  for text in _TASK_OPTION.value:
+  for text in _TASK_OPTION.value if texts is None else texts:
     key, sep, value = text.partition('=')
     if not sep or key not in options:
       raise RunError(
@@ -324,9 +369,19 @@ def _task_options(parameters) -> dict:
   return kwargs
 
 
+def _task_options_in_effect(texts=None, defaults_before=None) -> dict:
+  """Every loader option of --task with its value: the defaults, updated by
+  `defaults_before` (older defaults) and then --task_option (or `texts`)."""
+  parameters = inspect.signature(data.task_info(_TASK.value).load).parameters
+  options = _loader_defaults(parameters)
+  options.update(defaults_before or {})
+  options.update(_task_options(parameters, texts))
+  return options
+
+
 def load_task() -> data.Task:
   """The task the flags name, with the loader arguments that apply to it."""
-  info = data.TASKS[_TASK.value]
+  info = data.task_info(_TASK.value)
   parameters = inspect.signature(info.load).parameters
   kwargs = _task_options(parameters)
   if 'seed' in parameters:
@@ -409,7 +464,7 @@ def build_model_aggregator():
   elif _CLIP_NORM.present and kind != 'centered_clip':
     raise RunError('--clip_norm: needs --aggregation=clip, zeroing or '
                    'centered_clip')
-  if _MALICIOUS_FRACTION.value:
+  if _MALICIOUS_FRACTION.value and _ATTACK.value not in DATA_ATTACKS:
     scale = _ATTACK_SCALE.value
     if _ATTACK.value == 'ipm' and not _ATTACK_SCALE.present:
       scale = IPM_SCALE
@@ -428,6 +483,14 @@ def _check_attack_flags() -> None:
         raise RunError(f'--{flag.name}: needs --malicious_fraction')
   if _ALIE_Z.present and _ATTACK.value != 'alie':
     raise RunError('--alie_z: needs --attack=alie')
+  for flag in (_BACKDOOR_TARGET, _BACKDOOR_FRACTION, _TRIGGER_SIZE):
+    if flag.present and _ATTACK.value != 'backdoor':
+      raise RunError(f'--{flag.name}: needs --attack=backdoor')
+  if _ATTACK.value in DATA_ATTACKS and _ATTACK_SCALE.present:
+    raise RunError(f'--attack_scale: --attack={_ATTACK.value} poisons data, '
+                   'it scales no update')
+  if _ATTACK.value == 'backdoor' and not _BACKDOOR_FRACTION.value:
+    raise RunError('--backdoor_fraction: must be > 0')
   if _ATTACK.value == 'alie':
     if _ATTACK_SCALE.present:
       raise RunError('--attack_scale: --attack=alie sends mu - z sigma; set '
@@ -576,6 +639,25 @@ def _ignored_on_resume(name: str, config: dict) -> bool:
   return False
 
 
+def _check_task_options(path: str, previous: dict, config: dict) -> None:
+  """The loader options in effect must be the run's, however given."""
+  if previous.get('task') != config.get('task'):
+    return  # Refused as a different --task.
+  before = previous.get('task_options')
+  if before is None:  # Made before config.json recorded them.
+    before = _task_options_in_effect(
+        previous.get('task_option', []),
+        _TASK_DEFAULTS_BEFORE.get(config['task']))
+  now = config['task_options']
+  for key in sorted(set(before) | set(now)):
+    if before.get(key) != now.get(key):
+      raise RunError(
+          f'--task_option: {key}={before.get(key)} in the run in {path}, '
+          f'{key}={now.get(key)} now; rerun with '
+          f'--task_option={key}={before.get(key)} to resume it, or choose '
+          'another --experiment_name')
+
+
 def _check_resumable(path: str, config_path: str, config: dict) -> None:
   try:
     with open(config_path) as f:
@@ -583,8 +665,10 @@ def _check_resumable(path: str, config_path: str, config: dict) -> None:
   except (OSError, ValueError) as e:
     raise RunError(f'--experiment_name: {config_path} is unreadable ({e}); '
                    'choose another name') from e
+  _check_task_options(path, previous, config)
   for name in sorted(set(config) | set(previous)):
-    if _ignored_on_resume(name, config):
+    if _ignored_on_resume(name, config) or name in ('task_option',
+                                                     'task_options'):
       continue
     if name not in previous and name in _BEFORE:
       # The run was made before the flag existed, and ran as _BEFORE says.
@@ -618,7 +702,7 @@ def support_query_split(task: data.Task):
   if shots is not None:
     if _SUPPORT_FRACTION.present:
       raise RunError('--shots, --support_fraction: give one, not both')
-    if not data.TASKS[task.name].classes:
+    if not data.task_info(task.name).classes:
       raise RunError(f'--shots: task {task.name} has no classes; use '
                      '--support_fraction')
     per_class = task.examples_per_class
@@ -666,7 +750,7 @@ def episode_samplers(task: data.Task):
   if _SHOTS.value is None or _SUPPORT_FRACTION.present:
     raise RunError('--ways: give --shots (support examples per class), not '
                    '--support_fraction')
-  if not data.TASKS[task.name].classes:
+  if not data.task_info(task.name).classes:
     raise RunError(f'--ways: task {task.name} has no classes')
   if _ALGORITHM.value == 'fed_protonet':
     for flag in (_INNER_STEPS, _INNER_LEARNING_RATE, _EVAL_INNER_STEPS,
@@ -697,6 +781,18 @@ def episode_samplers(task: data.Task):
   return train, test
 
 
+def _write_client_metrics(output_dir: str, client_ids, results) -> None:
+  """The latest evaluation of each held-out client, to CLIENTS_JSON."""
+  metrics = {
+      str(cid): {stage: {k: float(v) for k, v in values.items()}
+                 for stage, values in result.items()}
+      for cid, result in zip(client_ids, results)}
+  path = os.path.join(output_dir, CLIENTS_JSON)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(metrics, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
 def build_round_metrics(process, num_clients: int, clients: dict):
   """Round -> its client counts, bytes moved and privacy spent.
 
@@ -711,7 +807,7 @@ def build_round_metrics(process, num_clients: int, clients: dict):
       compression_bits=_COMPRESSION_BITS.value, rotation=_ROTATION.value)
 
   def round_metrics(round_num: int) -> dict:
-    sampled, reporting, straggling = clients.pop(round_num)
+    sampled, reporting, straggling, poisoning = clients.pop(round_num)
     metrics = {'clients_sampled': sampled, 'clients_reporting': reporting,
                'clients_straggling': straggling,
                'bytes/server_to_client': sampled * model_bytes,
@@ -722,6 +818,8 @@ def build_round_metrics(process, num_clients: int, clients: dict):
           clients_per_round=_CLIENTS_PER_ROUND.value, rounds=round_num,
           target_delta=_DP_TARGET_DELTA.value)
       metrics['privacy/delta'] = _DP_TARGET_DELTA.value
+    if poisoning is not None:
+      metrics['clients_poisoning'] = poisoning
     return metrics
 
   return round_metrics
@@ -736,6 +834,74 @@ def set_execution_context() -> None:
     runtime.set_remote_context(_WORKERS.value)
   except runtime.WorkerError as e:
     raise RunError(f'--workers: {e}') from e
+
+
+class DataPoisoning(NamedTuple):
+  """The data attack the flags ask for.
+
+  Attributes:
+    attackers: The training clients that poison their data.
+    transform: (client id, its dataset) -> the dataset it trains on.
+    trigger: The backdoor's trigger, or None for label flipping.
+    image_shape: Where the trigger goes in a flat `x` (`poisoning.
+      image_shape_of`).
+  """
+  attackers: frozenset
+  transform: Callable[[str, tf.data.Dataset], tf.data.Dataset]
+  trigger: Optional[poisoning.Trigger]
+  image_shape: Optional[tuple]
+
+
+def data_poisoning(task: data.Task, samplers,
+                   personalize: bool) -> Optional[DataPoisoning]:
+  """The data attack of --attack=label_flip or backdoor, or None.
+
+  Raises:
+    RunError: For a task or protocol the attack does not apply to.
+  """
+  attack = _ATTACK.value
+  if attack not in DATA_ATTACKS or not _MALICIOUS_FRACTION.value:
+    return None
+  if samplers:
+    raise RunError(f'--attack={attack}: not with --ways (an episode\'s '
+                   'labels are a fresh permutation, so flipped or targeted '
+                   'labels mean nothing across episodes)')
+  label = task.train.element_type_structure['y']
+  if label.dtype != tf.int32 or label.shape.rank:
+    raise RunError(f'--attack={attack}: task {task.name} has no integer '
+                   'class labels')
+  num_classes = int(np.shape(task.model_fn().initial_weights[0][-1])[-1])
+  attackers = poisoning.attackers(task.train.client_ids,
+                                  _MALICIOUS_FRACTION.value, _SEED.value)
+  if attack == 'label_flip':
+    return DataPoisoning(
+        attackers, lambda cid, dataset: poisoning.flip_labels(
+            dataset, num_classes), None, None)
+  if personalize:
+    raise RunError('--attack=backdoor: its success rate is measured on the '
+                   'global model; not with meta-learning or '
+                   '--personalization_eval')
+  image_shape = poisoning.image_shape_of(task.train.element_type_structure)
+  if image_shape is None:
+    raise RunError(f'--attack=backdoor: task {task.name} has no images for '
+                   'a pixel trigger')
+  if _BACKDOOR_TARGET.value >= num_classes:
+    raise RunError(f'--backdoor_target: {_BACKDOOR_TARGET.value} is not one '
+                   f'of task {task.name}\'s {num_classes} classes')
+  if min(image_shape) < _TRIGGER_SIZE.value:
+    raise RunError(f'--trigger_size: {_TRIGGER_SIZE.value} pixels do not '
+                   f'fit task {task.name}\'s {image_shape} images')
+  # fedmeta's image tasks scale pixels to [0, 1].
+  trigger = poisoning.Trigger(low=0.0, high=1.0, size=_TRIGGER_SIZE.value)
+
+  def transform(cid, dataset):
+    return poisoning.backdoor(
+        dataset, trigger, target=_BACKDOOR_TARGET.value,
+        poison_fraction=_BACKDOOR_FRACTION.value,
+        seed=zlib.crc32(f'{_SEED.value}/{cid}'.encode()),
+        image_shape=image_shape)
+
+  return DataPoisoning(attackers, transform, trigger, image_shape)
 
 
 def run_experiment(process_fn=None, name_suffix: str = '') -> str:
@@ -758,16 +924,27 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
   personalize = meta or _PERSONALIZATION_EVAL.value
   train, test = task.train, task.test
   samplers = episode_samplers(task)
+  if _EVAL_SUPPORT.value != 'split' and (samplers or not personalize):
+    raise RunError('--eval_support: only for personalized evaluation '
+                   '(meta-learning or --personalization_eval) without --ways')
   if personalize and not samplers:
     split = support_query_split(task)
-    test = split(test)
+    if _EVAL_SUPPORT.value == 'train':
+      try:
+        test = data.with_training_support(train, test)
+      except data.DataError as e:
+        raise RunError(f'--eval_support=train: task {task.name}: {e}') from e
+    else:
+      test = split(test)
     if meta and not _RESAMPLE_SUPPORT.value:
       train = split(train)
   model_aggregator = build_model_aggregator()
+  poison = data_poisoning(task, samplers, personalize)
   experiment_name = (_EXPERIMENT_NAME.value or
-                     f'{_TASK.value}_{_ALGORITHM.value}{name_suffix}_seed'
-                     f'{_SEED.value}')
+                     f'{_TASK.value.replace(":", "_")}_{_ALGORITHM.value}'
+                     f'{name_suffix}_seed{_SEED.value}')
   config = _key_flags()
+  config['task_options'] = _task_options_in_effect()
   if name_suffix:
     config['variant'] = name_suffix
   model_fn = task.embedding_fn if protonet else task.model_fn
@@ -813,6 +990,8 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
           dataset = samplers[0].dataset(cid, round_num)
         else:
           dataset = source.create_tf_dataset_for_client(cid)
+          if poison is not None and cid in poison.attackers:
+            dataset = poison.transform(cid, dataset)
         if _MAX_CLIENT_EXAMPLES.value:
           dataset = dataset.take(_MAX_CLIENT_EXAMPLES.value)
         if meta:  # The inner loops see whole support and query sets.
@@ -827,7 +1006,9 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
         dataset = dataset.take(rng.integers(1, max(steps, 1) + 1))
         straggling += 1
       datasets.append(dataset)
-    clients[round_num] = (len(sampled), len(reporting), straggling)
+    clients[round_num] = (len(sampled), len(reporting), straggling,
+                          None if poison is None else
+                          sum(c in poison.attackers for c in reporting))
     return datasets
 
   round_metrics = build_round_metrics(process, num_clients, clients)
@@ -838,10 +1019,33 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
   else:
     test_datasets = [test.create_tf_dataset_for_client(cid).batch(256)
                      for cid in test.client_ids[:_EVAL_CLIENTS.value]]
+  if poison is not None and poison.trigger is not None:
+    backdoor_datasets = [
+        poisoning.triggered_test_set(
+            test.create_tf_dataset_for_client(cid), poison.trigger,
+            target=_BACKDOOR_TARGET.value,
+            image_shape=poison.image_shape).batch(256)
+        for cid in test.client_ids[:_EVAL_CLIENTS.value]]
+
+  def evaluation(weights):
+    if poison is not None and poison.trigger is not None:
+      metrics = evaluate(weights, test_datasets)
+      # The global model's accuracy on triggered images labelled with the
+      # target is the share it sends to the target: the attack's success.
+      triggered = evaluate(weights, backdoor_datasets)
+      metrics['backdoor_success_rate'] = next(
+          v for k, v in triggered.items() if k.endswith('accuracy'))
+      return metrics
+    if not personalize or protonet or samplers:
+      return evaluate(weights, test_datasets)
+    results = evaluate(weights, test_datasets, clients=True)
+    _write_client_metrics(output_dir, test.client_ids, results)
+    return personalization.summarize(results)
+
   training_loop.run(
       process=process,
       client_datasets_fn=client_datasets,
-      evaluation_fn=lambda weights: evaluate(weights, test_datasets),
+      evaluation_fn=evaluation,
       rounds=_ROUNDS.value,
       eval_every=_EVAL_EVERY.value,
       output_dir=output_dir,
@@ -896,7 +1100,9 @@ def main(argv, process_fn=None, name_suffix: str = ''):
           'checkpoint', file=sys.stderr)
     sys.exit(130)
   print(f'Finished. Results in {output_dir}/ (metrics.csv, summary.json, '
-        'curves.png, model_weights.npz, tensorboard/, checkpoints/)')
+        'curves.png, model_weights.npz, tensorboard/, checkpoints/'
+        + (f', {CLIENTS_JSON}' if os.path.exists(
+            os.path.join(output_dir, CLIENTS_JSON)) else '') + ')')
 
 
 def run_main():

@@ -122,3 +122,15 @@ def hand_maml_gradient(trainable, support, query, inner_lr, inner_steps=1,
       adapted = [w - inner_lr * g for w, g in zip(adapted, grads)]
     query_loss = mlp_loss(adapted, *query)
   return [g.numpy() for g in outer.gradient(query_loss, trainable)]
+
+
+def output_and_loss(model, batch) -> tuple[np.ndarray, np.ndarray]:
+  """A functional model's predictions and loss on a numpy batch, at its
+  initial weights."""
+  # Keras-backed functional models run only in graphs.
+  with tf.Graph().as_default() as graph:
+    output = model.predict_on_batch(model.initial_weights, batch['x'],
+                                    training=False)
+    loss = model.loss(output, batch['y'])
+    with tf.compat.v1.Session(graph=graph) as session:
+      return session.run([output, loss])

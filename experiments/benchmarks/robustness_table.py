@@ -36,6 +36,9 @@ ATTACKS = {
     'alie': ('--attack=alie',),
     # Xie et al.'s epsilon against Krum and the median.
     'ipm': ('--attack=ipm', '--attack_scale=0.1'),
+    # Data poisoning by a fixed share of the 100 clients.
+    'label_flip': ('--attack=label_flip',),
+    'backdoor': ('--attack=backdoor', '--backdoor_target=0'),
 }
 
 
@@ -74,7 +77,8 @@ def cell_flags(defence: str, attack: str | None, fraction: float,
 
 
 def run_cell(root: str, argv: tuple[str, ...]):
-  """The cell's final test accuracy, or the one-line refusal of its flags."""
+  """The cell's final test accuracy (and, for a backdoor, its success rate
+  after it), or the one-line refusal of its flags."""
   name = '_'.join(a.lstrip('-').replace('=', '-') for a in argv
                   if a not in COMMON)
   summary = os.path.join(root, name, training_loop.SUMMARY_JSON)
@@ -87,7 +91,11 @@ def run_cell(root: str, argv: tuple[str, ...]):
     except run.RunError as e:  # Bulyan against 40%: n < 4f + 3.
       return 'refused: needs ' + str(e).split('needs ', 1)[-1].split(' for')[0]
   with open(summary) as f:
-    return json.load(f)['final_metrics']['eval/sparse_categorical_accuracy']
+    final = json.load(f)['final_metrics']
+  accuracy = final['eval/sparse_categorical_accuracy']
+  if 'eval/backdoor_success_rate' in final:
+    return accuracy, final['eval/backdoor_success_rate']
+  return accuracy
 
 
 def main(argv):
@@ -108,19 +116,27 @@ def main(argv):
   with open(os.path.join(root, 'robustness.json'), 'w') as f:
     json.dump({f'{d} | {c}': v for (d, c), v in results.items()}, f, indent=2)
 
-  def cell(values):
-    if any(isinstance(v, str) for v in values):
-      return next(v for v in values if isinstance(v, str))
+  def mean_and_range(values):
     mean = sum(values) / len(values)
     spread = (f' ({min(values):.3f}-{max(values):.3f})' if len(values) > 1
               else '')
     return f'{mean:.3f}{spread}'
+
+  def cell(values):
+    if any(isinstance(v, str) for v in values):
+      return next(v for v in values if isinstance(v, str))
+    if isinstance(values[0], tuple):  # Accuracy; backdoor success rate.
+      return '; '.join(mean_and_range(list(v)) for v in zip(*values))
+    return mean_and_range(values)
 
   lines = ['| defence | ' + ' | '.join(c[0] for c in columns) + ' |',
            '|---' * (len(columns) + 1) + '|']
   lines += [f'| {defence} | ' + ' | '.join(
       cell(results[defence, c[0]]) for c in columns) + ' |'
             for defence in DEFENCES]
+  lines += ['', 'Backdoor cells: test accuracy; backdoor success rate (the '
+            'share of triggered test images of other classes classified as '
+            'the target).']
   with open(os.path.join(root, 'robustness.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))

@@ -162,6 +162,20 @@ def _value(rows: list[dict], column: str) -> str:
   return text
 
 
+def _client_values(run_dir: str) -> dict:
+  """'clients/<id>/<stage>/<metric>' -> value, from the runner's last
+  per-client evaluation (none where it wrote none)."""
+  path = os.path.join(run_dir, 'eval_clients.json')  # run.CLIENTS_JSON
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    clients = json.load(f)
+  return {f'clients/{cid}/{stage}/{name}': value
+          for cid, stages in clients.items()
+          for stage, metrics in stages.items()
+          for name, value in metrics.items()}
+
+
 def table(study: studies.Study, out: str, full: bool = False) -> str:
   """The study's markdown table, from the runs' outputs under `out`."""
   relation = '<=' if study.lower_is_better else '>='
@@ -182,7 +196,7 @@ def table(study: studies.Study, out: str, full: bool = False) -> str:
     rows = curves.read_rows(os.path.join(run_dir, 'metrics.csv'))
     with open(os.path.join(run_dir, 'summary.json')) as f:
       run_flags = json.load(f)['flags']
-    evaluated = {}
+    evaluated = _client_values(run_dir)
     evaluation_json = os.path.join(run_dir, f'{run.evaluation}.json')
     if run.evaluation and os.path.exists(evaluation_json):
       with open(evaluation_json) as f:

@@ -233,8 +233,15 @@ def personalize(model, weights, dataset: tf.data.Dataset, learning_rates, *,
   """
   support, query = support_and_query(dataset)
   trainable, non_trainable = weights
-  adapted = adapt(model, (tuple(trainable), non_trainable), support,
-                  learning_rates, inner_steps=inner_steps, first_order=True)
+  # Nothing differentiates through evaluation, so the steps are a graph
+  # loop: hundreds of them (local models, long fine-tuning) cost one step's
+  # graph, where `adapt` would unroll them all.
+  _, adapted = tf.while_loop(
+      lambda step, _: step < inner_steps,
+      lambda step, w: (step + 1, tuple(sgd_step(
+          model, (w, non_trainable), support, learning_rates,
+          first_order=True))),
+      (tf.constant(0), tuple(trainable)))
 
   def query_metrics(w):
     return batch_metrics(model, *model.forward((w, non_trainable), query,

@@ -70,7 +70,8 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
   Returns:
     A function of (`tff.learning.models.ModelWeights`, list of client
     datasets) returning `summarize`'s summary of the clients' finalized
-    query metrics before and after adaptation.
+    query metrics before and after adaptation; with `clients=True`, each
+    client's metrics, `{stage: {metric: value}}`, in order.
   """
   fed_maml.check_hyperparameters(inner_steps=inner_steps,
                                  inner_learning_rate=inner_learning_rate)
@@ -105,8 +106,9 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
     return tff.federated_map(client_eval,
                              (tff.federated_broadcast(weights), data))
 
-  def evaluate(weights, client_datasets):
-    return summarize(per_client(weights, client_datasets))
+  def evaluate(weights, client_datasets, *, clients: bool = False):
+    results = per_client(weights, client_datasets)
+    return results if clients else summarize(results)
 
   return evaluate
 

@@ -8,9 +8,13 @@ names with their clients and elements; `describe(task)` summarizes one.
 from fedmeta.data.episodes import EpisodeSampler
 from fedmeta.data.files import default_data_dir
 from fedmeta.data.registry import describe
+from fedmeta.data.registry import is_task_name
 from fedmeta.data.registry import load
+from fedmeta.data.registry import task_info
 from fedmeta.data.registry import TASKS
+from fedmeta.data.registry import TFDS_PREFIX
 from fedmeta.data.support_query import split_client_data
+from fedmeta.data.support_query import with_training_support
 from fedmeta.data.task import DataError
 from fedmeta.data.task import Task
 

@@ -1,6 +1,7 @@
 """Tasks by name (the runner's `--task` values), and `describe`."""
 
 import collections
+import functools
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -11,11 +12,14 @@ from fedmeta.data import digits
 from fedmeta.data import emnist
 from fedmeta.data import femnist
 from fedmeta.data import heart_disease
+from fedmeta.data import home_activity
 from fedmeta.data import omniglot
 from fedmeta.data import shakespeare
 from fedmeta.data import sinusoid
 from fedmeta.data import synthetic
 from fedmeta.data import task as task_lib
+from fedmeta.data import thermostat
+from fedmeta.data import wisdm
 
 
 class TaskInfo(NamedTuple):
@@ -49,7 +53,8 @@ TASKS = collections.OrderedDict(
         femnist.load, True, '105 writers / 184 writers (79 unseen)',
         'x float32 [28, 28, 1], y int32 (62 classes); LEAF CNN'),
     shakespeare=TaskInfo(
-        shakespeare.load, True, '192 roles / their last 20% of text',
+        shakespeare.load, True, "848 (play, role) clients / their last 20% "
+        "of text (source=tiny: tiny-shakespeare's 192 speakers)",
         'x int32 [80], y int32 (81 symbols); 2-layer LSTM'),
     heart_disease=TaskInfo(
         heart_disease.load, True, '4 hospitals / their 34% test rows',
@@ -63,18 +68,65 @@ TASKS = collections.OrderedDict(
     emnist=TaskInfo(
         emnist.load, True, "3,383 writers / same writers (TFF's file)",
         'x float32 [28, 28, 1], y int32 (10 or 62 classes); LEAF CNN'),
+    home_activity=TaskInfo(
+        home_activity.load, True, '2 homes / their last 30% of days',
+        'x float32 [17] (15 binary sensors, time of day), y int32 (10 '
+        'activities); 17-64-10 MLP'),
+    thermostat=TaskInfo(
+        thermostat.load, True, "6 rooms / their last 25% of time",
+        'x float32 [6] (time of week, room and outdoor temperature), y '
+        'float32 [1] (setpoint, degC); 6-32-32-1 MLP, MSE, MAE',
+        classes=False),
+    wisdm=TaskInfo(
+        wisdm.load, True, '27 phone users / 9 held-out users (or each '
+        "user's 25%)", 'x float32 [43], y int32 (6 activities); 43-64-64-6 '
+        'MLP'),
 )
+
+
+# `--task=tfds:<name>`: any TensorFlow Datasets classification or text set.
+TFDS_PREFIX = 'tfds:'
+
+
+def task_info(name: str) -> TaskInfo:
+  """The registered task `name`, or TFDS dataset `tfds:<dataset>`.
+
+  Raises:
+    DataError: For an unknown name.
+  """
+  if name.startswith(TFDS_PREFIX):
+    dataset = name[len(TFDS_PREFIX):]
+    if not dataset:
+      raise task_lib.DataError(
+          f'task: {name!r} names no dataset; e.g. {TFDS_PREFIX}mnist')
+    # Imported here: tensorflow_datasets costs seconds to import, and only
+    # tfds tasks need it.
+    # pylint: disable-next=g-import-not-at-top
+    from fedmeta.data import tfds as tfds_task
+    return TaskInfo(
+        functools.partial(tfds_task.load, dataset), True,
+        'by a client feature, or a partitioner (iid, dirichlet, shards)',
+        "from the dataset's features; a CNN for images, a character conv "
+        "net for labelled text, LEAF's LSTM for next-character text")
+  if name not in TASKS:
+    raise task_lib.DataError(
+        f'task: unknown {name!r}; one of {", ".join(TASKS)} or '
+        f'{TFDS_PREFIX}<dataset>')
+  return TASKS[name]
+
+
+def is_task_name(name: str) -> bool:
+  """Whether `name` is a registered task or `tfds:<dataset>`."""
+  return name in TASKS or (name.startswith(TFDS_PREFIX)
+                           and len(name) > len(TFDS_PREFIX))
 
 
 def load(name: str, *, data_dir: str | None = None,
          **kwargs) -> task_lib.Task:
   """Loads a task by name; keyword arguments go to its loader."""
-  if name not in TASKS:
-    raise task_lib.DataError(
-        f'task: unknown {name!r}; one of {", ".join(TASKS)}')
-  info = TASKS[name]
+  info = task_info(name)
   if info.uses_data_dir:
-    return info.load(data_dir, **kwargs)
+    return info.load(data_dir=data_dir, **kwargs)
   return info.load(**kwargs)
 
 

@@ -2,22 +2,39 @@
 LEAF builds it (Caldas et al. 2018, https://arxiv.org/abs/1812.01097; the
 FedAvg paper's Shakespeare task, McMahan et al. 2017).
 
-Reads `tinyshakespeare.txt` (`SPEAKER:` lines, each after a blank line,
-then the speech). A role is a speaker name (the file does not mark plays);
-its speeches are joined with newlines. Examples are every window of 80
-characters with the next character as target (LEAF's stride 1; `stride` 81
-gives non-overlapping windows, as TFF's Shakespeare tutorial makes). By
-default each role's text is cut at 80%: windows of the first part train,
-windows of the rest test, so no character is in both; roles with fewer than
-`min_lines` lines or whose test part has no full window are dropped. With
+Two sources. `source='plays'` (the default), LEAF's clients: one per (play,
+role) of the 37 plays in `shakespeare/plays/*_gut.txt` (Project Gutenberg's
+1998 etexts; the sonnets and poems have no speakers), parsed by
+`fedmeta.data.shakespeare_plays` (speaker lines, abbreviations merged,
+stage directions and headings cut). Client ids are LEAF's
+`play_and_character`: `f'{TITLE}_{ROLE}'`, spaces and then every run of
+other non-word characters as `_` (`HAMLET__PRINCE_OF_DENMARK_HAMLET`).
+`source='tiny'`: `tinyshakespeare.txt` (`SPEAKER:` lines, each after a
+blank line, then the speech), where a role is a speaker name (the file does
+not mark plays).
+
+A role's text is its speech lines (stripped, for the plays) joined with
+newlines. Examples are every window of 80 characters with the next
+character as target (LEAF's stride 1; `stride` 81 gives non-overlapping
+windows, as TFF's Shakespeare tutorial makes). By default each role's text
+is cut at 80%: windows of the first part train, windows of the rest test,
+so no character is in both (LEAF's split of a role's windows also puts the
+test ones after the training ones). Roles with fewer than `min_lines` lines
+or whose test part has no full window are dropped. LEAF keeps a role of 3
+lines or more (`min_lines=3`) with a window, and its split drops the roles
+whose last 20% holds no test window, as here; the default of 10 lines
+changes little (848 roles of the plays, against 856 with 3). With
 `heldout_roles`, a seeded fraction of roles instead forms the test clients
 with all their text (FedMeta's held-out clients).
 
 Vocabulary: LEAF's 80 characters `VOCABULARY` at indices 0..79, and 80 for
-any other character (in tinyshakespeare, only `$`).
+any other character (in tinyshakespeare, only `$`; in the plays, `/` and
+`_`).
 """
 
 import collections
+import glob
+import os
 import re
 
 import numpy as np
@@ -25,9 +42,12 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedmeta.data import files
+from fedmeta.data import shakespeare_plays
 from fedmeta.data import task as task_lib
 
 FILE = 'tinyshakespeare.txt'
+PLAYS = 'plays'
+SOURCES = ('plays', 'tiny')
 VOCABULARY = ('\n !"&\'(),-.0123456789:;>?ABCDEFGHIJKLMNOPQRSTUVWXYZ[]'
               'abcdefghijklmnopqrstuvwxyz}')
 OOV = len(VOCABULARY)
@@ -64,20 +84,47 @@ def parse_roles(text: str, path: str) -> dict[str, tuple[str, int]]:
           for name, lines in roles.items()}
 
 
-def _decode(path: str, min_lines: int) -> dict[str, np.ndarray]:
+def client_id(title: str, role: str) -> str:
+  """LEAF's client id of a play's role (its `play_and_character`)."""
+  return re.sub(r'\W+', '_', f'{title}_{role}'.replace(' ', '_'))
+
+
+def _arrays(texts: dict[str, str]) -> dict[str, np.ndarray]:
+  codes = [encode(texts[name]) for name in sorted(texts)]
+  return {'names': np.asarray(sorted(texts)),
+          'ends': np.cumsum([len(c) for c in codes]),
+          'codes': np.concatenate(codes)}
+
+
+def _decode_tiny(path: str, min_lines: int) -> dict[str, np.ndarray]:
   try:
     with open(path, encoding='utf-8') as f:
       text = f.read()
   except UnicodeDecodeError as e:
     raise task_lib.DataError(f'{path}: not UTF-8 text ({e})') from e
-  roles = {name: encode(speech) for name, (speech, lines)
-           in sorted(parse_roles(text, path).items()) if lines >= min_lines}
+  roles = {name: speech for name, (speech, lines)
+           in parse_roles(text, path).items() if lines >= min_lines}
   if not roles:
     raise task_lib.DataError(f'{path}: no role has {min_lines} lines or more')
-  lengths = [len(codes) for codes in roles.values()]
-  return {'names': np.asarray(list(roles)),
-          'ends': np.cumsum(lengths),
-          'codes': np.concatenate(list(roles.values()))}
+  return _arrays(roles)
+
+
+def _decode_plays(folder: str, paths: list[str],
+                  min_lines: int) -> dict[str, np.ndarray]:
+  roles = collections.defaultdict(list)
+  for path in paths:
+    play = shakespeare_plays.parse(shakespeare_plays.read(path), path)
+    if play is None:  # The sonnets and poems.
+      continue
+    for role, lines in play.roles.items():
+      # Should the ids of two roles coincide, LEAF joins them too.
+      roles[client_id(play.title, role)].extend(lines)
+  kept = {name: '\n'.join(lines) for name, lines in roles.items()
+          if len(lines) >= min_lines}
+  if not kept:
+    raise task_lib.DataError(
+        f'{folder}: no role of a play has {min_lines} lines or more')
+  return _arrays(kept)
 
 
 EMBEDDING = 8
@@ -165,15 +212,41 @@ def _client_data(texts: dict[str, np.ndarray],
                                  lambda cid: _windows(texts[cid], stride))
 
 
-def load(data_dir: str | None = None, *, min_lines: int = 10,
-         test_fraction: float = 0.2, heldout_roles: float = 0.0,
-         stride: int = 1, seed: int = 0,
+def _roles(data_dir: str | None, source: str, min_lines: int,
+           cache_dir: str | None) -> tuple[str, dict[str, np.ndarray]]:
+  """(The file or folder read, role name -> its text's codes)."""
+  root = files.resolve(data_dir, 'shakespeare')
+  if source == 'tiny':
+    where = files.require(os.path.join(root, FILE), 'Shakespeare text')
+    arrays = files.cached('shakespeare', [where], {'min_lines': min_lines},
+                          lambda: _decode_tiny(where, min_lines),
+                          cache_dir=cache_dir)
+  else:
+    where = files.resolve(root, PLAYS)
+    paths = sorted(glob.glob(os.path.join(where, shakespeare_plays.GLOB)))
+    if not paths:
+      raise task_lib.DataError(
+          f'{where}: no Shakespeare plays ({shakespeare_plays.GLOB}) found')
+    arrays = files.cached('shakespeare_plays', paths,
+                          {'min_lines': min_lines},
+                          lambda: _decode_plays(where, paths, min_lines),
+                          cache_dir=cache_dir)
+  names = [str(n) for n in arrays['names']]
+  return where, dict(zip(names, np.split(arrays['codes'],
+                                         arrays['ends'][:-1])))
+
+
+def load(data_dir: str | None = None, *, source: str = 'plays',
+         min_lines: int = 10, test_fraction: float = 0.2,
+         heldout_roles: float = 0.0, stride: int = 1, seed: int = 0,
          cache_dir: str | None = None) -> task_lib.Task:
   """Roles as clients.
 
   Args:
-    data_dir: Folder with `tinyshakespeare.txt` (or its parent with
-      `shakespeare/`); default `fedmeta.data.files.default_data_dir`.
+    data_dir: The data root, its `shakespeare/` folder or, for the plays,
+      `shakespeare/plays/`; default `fedmeta.data.files.default_data_dir`.
+    source: 'plays': a client per (play, role) of `shakespeare/plays/`;
+      'tiny': a client per speaker of `tinyshakespeare.txt`.
     min_lines: Roles with fewer lines are dropped.
     test_fraction: Share of each role's text (its end) for testing.
     heldout_roles: If > 0, this share of roles (seeded) are the test
@@ -182,18 +255,17 @@ def load(data_dir: str | None = None, *, min_lines: int = 10,
     seed: Seed of the held-out role draw.
     cache_dir: Cache of the parsed roles; see `fedmeta.data.files.cached`.
   """
+  if source not in SOURCES:
+    raise task_lib.DataError(
+        f'source: must be one of {", ".join(SOURCES)}, got {source!r}')
   if not 0 < test_fraction < 1 or not 0 <= heldout_roles < 1:
     raise task_lib.DataError(
         f'test_fraction, heldout_roles: must be in (0, 1) and [0, 1), got '
         f'{test_fraction}, {heldout_roles}')
   if stride < 1:
     raise task_lib.DataError(f'stride: must be >= 1, got {stride}')
-  path = files.require(f'{files.resolve(data_dir, "shakespeare")}/{FILE}',
-                       'Shakespeare text')
-  arrays = files.cached('shakespeare', [path], {'min_lines': min_lines},
-                        lambda: _decode(path, min_lines), cache_dir=cache_dir)
-  names = [str(n) for n in arrays['names']]
-  texts = dict(zip(names, np.split(arrays['codes'], arrays['ends'][:-1])))
+  where, texts = _roles(data_dir, source, min_lines, cache_dir)
+  names = list(texts)
   window = SEQUENCE_LENGTH + 1
   if heldout_roles:
     order = np.random.default_rng(seed).permutation(len(names))
@@ -211,7 +283,7 @@ def load(data_dir: str | None = None, *, min_lines: int = 10,
     train = {n: texts[n][:cuts[n]] for n in kept}
     test = {n: texts[n][cuts[n]:] for n in kept}
   if not train or not test:
-    raise task_lib.DataError(f'{path}: no role long enough for 81-character '
+    raise task_lib.DataError(f'{where}: no role long enough for 81-character '
                              'windows on both sides of the split')
   return task_lib.Task(name='shakespeare', train=_client_data(train, stride),
                        test=_client_data(test, stride), model_fn=model_fn)

@@ -100,6 +100,43 @@ def split(dataset: tf.data.Dataset, *, support_fraction: Optional[float] = None,
   return dataset.batch(tf.maximum(size, 1)).flat_map(add_flag)
 
 
+def with_training_support(
+    train: tff.simulation.datasets.ClientData,
+    test: tff.simulation.datasets.ClientData,
+) -> tff.simulation.datasets.ClientData:
+  """`test`'s clients, each with its own training data as support set.
+
+  For tasks whose test clients are training clients with later or other
+  data (a room's last weeks, a user's held-out windows): a client adapts on
+  what it trained on and is scored on its test data, as personalization is
+  measured in cross-silo and time-split settings. Each client's dataset is
+  its training examples flagged support, then its test examples flagged
+  query.
+
+  Raises:
+    DataError: If a test client is not a training client.
+  """
+  known = set(train.client_ids)
+  strangers = [c for c in test.client_ids if c not in known]
+  if strangers:
+    raise task_lib.DataError(
+        f'test clients {strangers[:3]} (of {len(strangers)}) have no '
+        'training data to adapt on')
+  train_fn = train.serializable_dataset_fn
+  test_fn = test.serializable_dataset_fn
+
+  def flagged(value):
+    def add_flag(elements):
+      return dict(sorted({**elements, SUPPORT_KEY: tf.constant(value)}.items()))
+    return add_flag
+
+  def dataset_fn(client_id):
+    return train_fn(client_id).map(flagged(True)).concatenate(
+        test_fn(client_id).map(flagged(False)))
+
+  return task_lib.LazyClientData(test.client_ids, dataset_fn)
+
+
 def support(dataset: tf.data.Dataset) -> tf.data.Dataset:
   """The support examples of a split dataset, without the flag."""
   return dataset.filter(lambda e: e[SUPPORT_KEY]).map(_drop_flag)

@@ -12,7 +12,8 @@ from fedmeta.data import files
 
 # The runner's --task values (issue #8): exactly these names.
 TASK_NAMES = ['sinusoid', 'synthetic', 'omniglot', 'femnist', 'shakespeare',
-              'heart_disease', 'credit', 'digits', 'emnist']
+              'heart_disease', 'credit', 'digits', 'emnist',
+              'home_activity', 'thermostat', 'wisdm']
 
 
 class RegistryTest(absltest.TestCase):
@@ -23,8 +24,19 @@ class RegistryTest(absltest.TestCase):
 
   def test_unknown_task(self):
     with self.assertRaisesRegex(data.DataError, "task: unknown 'mnist'; one "
-                                'of sinusoid, synthetic'):
+                                'of sinusoid, synthetic.* or tfds:<dataset>'):
       data.load('mnist')
+    with self.assertRaisesRegex(data.DataError, "task: 'tfds:' names no "
+                                'dataset; e.g. tfds:mnist'):
+      data.load('tfds:')
+    self.assertTrue(data.is_task_name('tfds:mnist'))
+    self.assertFalse(data.is_task_name('tfds:'))
+    self.assertFalse(data.is_task_name('mnist'))
+
+  def test_tfds_names_reach_the_tfds_loader(self):
+    with self.assertRaisesRegex(data.DataError,
+                                "name: no TFDS dataset 'no_such_dataset_xyz'"):
+      data.load('tfds:no_such_dataset_xyz')
 
   def test_describe(self):
     text = data.describe(data.load('heart_disease'))

@@ -103,6 +103,24 @@ class SupportQueryTest(parameterized.TestCase):
     self.assertEqual(list(query), ['x', 'y'])
     np.testing.assert_array_equal(query['y'], [6])
 
+  def test_training_support_then_test_query(self):
+    train = task_lib.client_data_from_pairs(
+        [(np.float32([[1], [2]]), np.int32([0, 1])),
+         (np.float32([[3]]), np.int32([1]))], ids=['a', 'b'])
+    test = task_lib.client_data_from_pairs(
+        [(np.float32([[4], [5], [6]]), np.int32([1, 0, 0]))], ids=['a'])
+    both = support_query.with_training_support(train, test)
+    self.assertEqual(list(both.client_ids), ['a'])
+    out = next(both.create_tf_dataset_for_client('a').batch(10)
+               .as_numpy_iterator())
+    np.testing.assert_array_equal(out['x'][:, 0], [1, 2, 4, 5, 6])
+    np.testing.assert_array_equal(out['y'], [0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(out['support'], [1, 1, 0, 0, 0])
+    with self.assertRaisesRegex(
+        task_lib.DataError, r"test clients \['b'\] \(of 1\) have no "
+        'training data'):
+      support_query.with_training_support(test, train)
+
   @parameterized.parameters(dict(), dict(shots=1, support_fraction=0.5),
                             dict(shots=0), dict(support_fraction=1.0))
   def test_bad_arguments(self, **kwargs):

@@ -27,7 +27,7 @@ def write(text: str) -> str:
 class ShakespeareTest(absltest.TestCase):
 
   def test_roles_and_windows(self):
-    task = shakespeare.load(DATA)
+    task = shakespeare.load(DATA, source='tiny')
     self.assertLen(task.train.client_ids, 192)
     self.assertEqual(list(task.train.client_ids), list(task.test.client_ids))
     self.assertIn('MENENIUS', task.train.client_ids)
@@ -41,7 +41,7 @@ class ShakespeareTest(absltest.TestCase):
   def test_train_and_test_text_do_not_overlap(self):
     text = ('\n\nA:\n' + 'x' * 90 + '\n\nB:\n' + 'y' * 600 + '\n'
             + '\n\nA:\n' + 'z' * 500 + '\n')
-    task = shakespeare.load(write(text), min_lines=1)
+    task = shakespeare.load(write(text), source='tiny', min_lines=1)
     self.assertEqual(list(task.train.client_ids), ['A', 'B'])
     a_train = testing.client_arrays_of(task.train, 'A')
     a_test = testing.client_arrays_of(task.test, 'A')
@@ -51,9 +51,10 @@ class ShakespeareTest(absltest.TestCase):
     self.assertTrue(np.all(a_test['x'] == shakespeare.VOCABULARY.index('z')))
 
   def test_stride_keeps_every_strideth_window(self):
-    every = testing.client_arrays_of(shakespeare.load(DATA).train, 'MENENIUS')
+    every = testing.client_arrays_of(
+        shakespeare.load(DATA, source='tiny').train, 'MENENIUS')
     apart = testing.client_arrays_of(
-        shakespeare.load(DATA, stride=81).train, 'MENENIUS')
+        shakespeare.load(DATA, source='tiny', stride=81).train, 'MENENIUS')
     self.assertLen(apart['y'], (len(every['y']) - 1) // 81 + 1)
     np.testing.assert_array_equal(apart['x'], every['x'][::81])
     np.testing.assert_array_equal(apart['y'], every['y'][::81])
@@ -62,10 +63,10 @@ class ShakespeareTest(absltest.TestCase):
     tiles = np.concatenate([apart['x'], apart['y'][:, None]], axis=1)
     np.testing.assert_array_equal(tiles.ravel(), text[:tiles.size])
     with self.assertRaisesRegex(DataError, 'stride: must be >= 1, got 0'):
-      shakespeare.load(DATA, stride=0)
+      shakespeare.load(DATA, source='tiny', stride=0)
 
   def test_heldout_roles_are_disjoint(self):
-    task = shakespeare.load(DATA, heldout_roles=0.1, seed=1)
+    task = shakespeare.load(DATA, source='tiny', heldout_roles=0.1, seed=1)
     self.assertEmpty(set(task.train.client_ids) & set(task.test.client_ids))
     self.assertLen(task.test.client_ids, 20)
 
@@ -103,10 +104,10 @@ class ShakespeareTest(absltest.TestCase):
 
   def test_text_without_speakers_is_an_error(self):
     with self.assertRaisesRegex(DataError, 'tinyshakespeare.txt: no speaker'):
-      shakespeare.load(write('just some prose\nwithout names\n'))
+      shakespeare.load(write('just some prose\nwithout names\n'), source='tiny')
     with self.assertRaisesRegex(DataError,
                                 'tinyshakespeare.txt: Shakespeare text not'):
-      shakespeare.load(tempfile.mkdtemp())
+      shakespeare.load(tempfile.mkdtemp(), source='tiny')
 
 
 class FemnistTest(absltest.TestCase):

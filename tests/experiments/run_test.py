@@ -16,6 +16,9 @@ import numpy as np
 
 import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 import tensorflow as tf  # pylint: disable=g-bad-import-order
+from experiments import training_loop
+from fedmeta import data
+from fedmeta.data import poisoning
 from tests import processes
 from tests import testing
 
@@ -47,7 +50,7 @@ for path in sys.argv[1:]:
   try:
     flags.FLAGS(['run', '--flagfile=' + path])
     run._task_options(
-        inspect.signature(data.TASKS[run._TASK.value].load).parameters)
+        inspect.signature(data.task_info(run._TASK.value).load).parameters)
   except (flags.Error, run.RunError) as e:
     print(f'{path}: {e}')
 """
@@ -190,7 +193,7 @@ class RunTest(parameterized.TestCase):
 
   def test_run_made_before_the_episode_flags_resumes(self):
     added = ('resample_support', 'ways', 'query_shots', 'eval_episodes',
-             'eval_query_shots')
+             'eval_query_shots', 'task_options')
 
     def make_old(name, *args):
       self.assertEqual(run(*SMALL, *args, '--rounds=1',
@@ -222,6 +225,56 @@ class RunTest(parameterized.TestCase):
     result = run(*args, '--noresample_support')
     self.assertEqual(result.returncode, 0, result.stderr)
     self.assertIn('resuming after round 1 ', result.stdout)
+
+  def test_resume_compares_the_loader_options_in_effect(self):
+    args = [*SMALL, f'--root_output_dir={self.root}', '--experiment_name=o']
+    self.assertEqual(run(*args, '--rounds=1').returncode, 0)
+    out = os.path.join(self.root, 'o')
+    # digits' alpha defaults to 0.5: given or not, the same run.
+    result = run(*args, '--rounds=2', '--task_option=alpha=0.50')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('resuming after round 1 ', result.stdout)
+    before = _snapshot(out)
+    result = run(*args, '--rounds=3', '--task_option=alpha=0.3')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip(),
+        f'error: --task_option: alpha=0.5 in the run in {out}, alpha=0.3 '
+        'now; rerun with --task_option=alpha=0.5 to resume it, or choose '
+        'another --experiment_name')
+    self.assertEqual(_snapshot(out), before)
+
+  def test_run_made_under_an_older_loader_default(self):
+    # Shakespeare's source was tiny-shakespeare before LEAF's plays became
+    # the default: such a run resumes only with source=tiny.
+    script = """
+from absl import flags
+from experiments import run
+old = {'task': 'shakespeare', 'task_option': ['stride=81']}
+for options in ([], ['source=tiny'], ['source=tiny', 'stride=81']):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['run', '--task=shakespeare'] +
+              ['--task_option=' + o for o in options])
+  config = {'task': 'shakespeare',
+            'task_options': run._task_options_in_effect()}
+  try:
+    run._check_task_options('/runs/old', old, config)
+    print('resumes')
+  except run.RunError as e:
+    print(e)
+"""
+    result = subprocess.run([sys.executable, '-c', script], cwd=REPO,
+                            capture_output=True, text=True,
+                            timeout=TIMEOUT_S, check=False)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertEqual(result.stdout.splitlines(), [
+        '--task_option: source=tiny in the run in /runs/old, source=plays '
+        'now; rerun with --task_option=source=tiny to resume it, or choose '
+        'another --experiment_name',
+        '--task_option: stride=81 in the run in /runs/old, stride=1 now; '
+        'rerun with --task_option=stride=81 to resume it, or choose another '
+        '--experiment_name',
+        'resumes'])
 
   def test_rerun_of_finished_run_asks_for_more_rounds(self):
     args = [*SMALL, f'--root_output_dir={self.root}', '--experiment_name=f']
@@ -311,6 +364,41 @@ class RunTest(parameterized.TestCase):
       ('ways_over_a_clients_classes',
        ['--algorithm=fed_maml', '--ways=10', '--shots=5'],
        'a 10-way episode needs'),
+      ('eval_support_without_personalization', ['--eval_support=train'],
+       '--eval_support: only for personalized evaluation'),
+      ('eval_support_for_unseen_clients',
+       ['--task=sinusoid', '--algorithm=fed_maml', '--eval_support=train'],
+       '--eval_support=train: task sinusoid: test clients'),
+      ('backdoor_with_episodes',
+       ['--algorithm=fed_maml', '--ways=3', '--shots=1', '--query_shots=1',
+        '--eval_query_shots=1', '--malicious_fraction=0.2',
+        '--attack=backdoor'],
+       '--attack=backdoor: not with --ways'),
+      ('label_flip_without_class_labels',
+       ['--task=credit', '--num_clients=4', '--malicious_fraction=0.2',
+        '--attack=label_flip'],
+       '--attack=label_flip: task credit has no integer class labels'),
+      ('backdoor_without_images',
+       ['--task=synthetic', '--num_clients=6', '--malicious_fraction=0.2',
+        '--attack=backdoor'],
+       '--attack=backdoor: task synthetic has no images'),
+      ('backdoor_target_out_of_range',
+       ['--malicious_fraction=0.2', '--attack=backdoor',
+        '--backdoor_target=10'],
+       "--backdoor_target: 10 is not one of task digits's 10 classes"),
+      ('trigger_too_large',
+       ['--malicious_fraction=0.2', '--attack=backdoor', '--trigger_size=9'],
+       '--trigger_size: 9 pixels do not fit'),
+      ('backdoor_flag_without_backdoor',
+       ['--malicious_fraction=0.2', '--trigger_size=2'],
+       '--trigger_size: needs --attack=backdoor'),
+      ('scale_of_a_data_attack',
+       ['--malicious_fraction=0.2', '--attack=label_flip',
+        '--attack_scale=2'], '--attack_scale: --attack=label_flip poisons'),
+      ('backdoor_with_personalization',
+       ['--malicious_fraction=0.2', '--attack=backdoor',
+        '--personalization_eval'],
+       '--attack=backdoor: its success rate is measured on the global'),
       ('protonet_without_ways', ['--algorithm=fed_protonet'], '--ways'),
       ('inner_steps_for_protonet',
        ['--algorithm=fed_protonet', '--ways=3', '--shots=1',
@@ -493,6 +581,59 @@ class RunTest(parameterized.TestCase):
     result = run('--task=heart_disease', '--describe')
     self.assertEqual(result.returncode, 0, result.stderr)
     self.assertIn('train: 4 clients, 486 examples', result.stdout)
+
+  def test_tfds_task_offline(self):
+    manual = os.path.join(self.root, 'manual')
+    os.makedirs(manual)
+    # tfds's tiny_shakespeare downloads karpathy's input.txt, this file.
+    shutil.copy(os.path.join(testing.data_dir(), 'shakespeare',
+                             'tinyshakespeare.txt'),
+                os.path.join(manual, 'input.txt'))
+    args = ['--task=tfds:tiny_shakespeare',
+            f'--data_dir={self.root}/tensorflow_datasets', '--num_clients=4',
+            '--task_option=partition=chunks']
+    result = run(*args, '--describe')
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(
+        result.stderr.strip().splitlines()[-1],
+        f'error: tfds:tiny_shakespeare: not prepared in {self.root}/'
+        'tensorflow_datasets; pass manual_dir (a folder with its source '
+        'files) or download=True')
+    result = run(*args, f'--task_option=manual_dir={manual}', '--describe')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn('task tfds:tiny_shakespeare\n  train: 4 clients, 1003534 '
+                  'examples, per client min 250883 / median 250884 / max '
+                  '250884', result.stdout)
+    self.assertIn('elements: x int32 [80], y int32 []', result.stdout)
+
+  def test_backdoor_success_rate_is_the_models_on_triggered_images(self):
+    result = run(*SMALL, '--rounds=3', '--malicious_fraction=0.5',
+                 '--attack=backdoor', '--backdoor_target=2',
+                 f'--root_output_dir={self.root}', '--experiment_name=b')
+    self.assertEqual(result.returncode, 0, result.stderr)
+    out = os.path.join(self.root, 'b')
+    rows = _rows(out)
+    attackers = poisoning.attackers(
+        data.load('digits', num_clients=6).train.client_ids, 0.5, 0)
+    self.assertLen(attackers, 3)
+    self.assertEqual(sum(int(r['clients_poisoning']) for r in rows),
+                     sum(c in attackers for r in range(1, 4) for c in
+                         training_loop.build_uniform_sampler(
+                             [f'client_{i:04d}' for i in range(6)], 3, 0)(r)))
+    # By hand: the final MLP on every test image not of class 2, with a
+    # 3x3 checkerboard (1 at its top-left) in the 8x8 image's corner.
+    task = data.load('digits', num_clients=6)
+    x = np.concatenate([testing.client_arrays_of(task.test, c)['x']
+                        for c in task.test.client_ids])
+    y = np.concatenate([testing.client_arrays_of(task.test, c)['y']
+                        for c in task.test.client_ids])
+    images = x[y != 2].reshape(-1, 8, 8).copy()
+    images[:, 5:, 5:] = (np.indices((3, 3)).sum(0) % 2 == 0)
+    with np.load(os.path.join(out, 'model_weights.npz')) as npz:
+      k1, b1, k2, b2 = (npz[f'trainable/{i}'] for i in range(4))
+    logits = np.maximum(images.reshape(-1, 64) @ k1 + b1, 0) @ k2 + b2
+    self.assertAlmostEqual(float(rows[-1]['eval/backdoor_success_rate']),
+                           np.mean(np.argmax(logits, 1) == 2), places=6)
 
   def test_output_root_that_is_a_file_is_refused(self):
     path = os.path.join(self.root, 'file')
