@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import platform
+import re
 import sys
 from typing import Callable, NamedTuple, Optional
 import zlib
@@ -320,7 +321,8 @@ _MAY_CHANGE_ON_RESUME = frozenset({
 _BEFORE = {'resample_support': False, 'ways': None}
 # Flags added since, which change nothing at their defaults.
 _BEFORE.update({flag.name: flag.default for flag in (
-    _EVAL_SUPPORT, _TRAIN_WAYS, _EPISODES_PER_CLIENT, _DISTANCE, _BYZANTINE, _MULTI_KRUM_KEEP,
+    _EVAL_SUPPORT, _BACKDOOR_TARGET, _BACKDOOR_FRACTION, _TRIGGER_SIZE,
+    _TRAIN_WAYS, _EPISODES_PER_CLIENT, _DISTANCE, _BYZANTINE, _MULTI_KRUM_KEEP,
     _WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE, _CENTERED_CLIP_ITERATIONS,
     _ALIE_Z)})
 
@@ -369,14 +371,22 @@ def _task_options(parameters, texts=None) -> dict:
   return kwargs
 
 
+# Loader options that change where files are read or cached, not the data.
+_OPTIONS_WITHOUT_EFFECT = ('cache_dir', 'download', 'manual_dir')
+
+
 def _task_options_in_effect(texts=None, defaults_before=None) -> dict:
-  """Every loader option of --task with its value: the defaults, updated by
-  `defaults_before` (older defaults) and then --task_option (or `texts`)."""
+  """Every loader option of --task that shapes the data, with its value: the
+  defaults, updated by `defaults_before` (older defaults), then by
+  --task_option (or `texts`) and --ways."""
   parameters = inspect.signature(data.task_info(_TASK.value).load).parameters
   options = _loader_defaults(parameters)
   options.update(defaults_before or {})
   options.update(_task_options(parameters, texts))
-  return options
+  if 'ways' in options and _WAYS.value is not None:
+    options['ways'] = _WAYS.value
+  return {k: v for k, v in options.items()
+          if k not in _OPTIONS_WITHOUT_EFFECT}
 
 
 def load_task() -> data.Task:
@@ -643,18 +653,21 @@ def _check_task_options(path: str, previous: dict, config: dict) -> None:
   """The loader options in effect must be the run's, however given."""
   if previous.get('task') != config.get('task'):
     return  # Refused as a different --task.
-  before = previous.get('task_options')
-  if before is None:  # Made before config.json recorded them.
+  now = config['task_options']
+  if 'task_options' in previous:
+    # Options added to the loader since ran as their defaults do.
+    before = {**_task_options_in_effect([]), **previous['task_options']}
+  else:  # Made before config.json recorded them.
     before = _task_options_in_effect(
         previous.get('task_option', []),
         _TASK_DEFAULTS_BEFORE.get(config['task']))
-  now = config['task_options']
   for key in sorted(set(before) | set(now)):
     if before.get(key) != now.get(key):
+      rerun = (f'without --task_option={key}' if before.get(key) is None
+               else f'with --task_option={key}={before.get(key)}')
       raise RunError(
           f'--task_option: {key}={before.get(key)} in the run in {path}, '
-          f'{key}={now.get(key)} now; rerun with '
-          f'--task_option={key}={before.get(key)} to resume it, or choose '
+          f'{key}={now.get(key)} now; rerun {rerun} to resume it, or choose '
           'another --experiment_name')
 
 
@@ -873,6 +886,10 @@ def data_poisoning(task: data.Task, samplers,
   num_classes = int(np.shape(task.model_fn().initial_weights[0][-1])[-1])
   attackers = poisoning.attackers(task.train.client_ids,
                                   _MALICIOUS_FRACTION.value, _SEED.value)
+  if not attackers:
+    raise RunError(f'--malicious_fraction: {_MALICIOUS_FRACTION.value} of '
+                   f'the {len(task.train.client_ids)} training clients of '
+                   f'task {task.name} rounds to no attacker')
   if attack == 'label_flip':
     return DataPoisoning(
         attackers, lambda cid, dataset: poisoning.flip_labels(
@@ -881,7 +898,9 @@ def data_poisoning(task: data.Task, samplers,
     raise RunError('--attack=backdoor: its success rate is measured on the '
                    'global model; not with meta-learning or '
                    '--personalization_eval')
-  image_shape = poisoning.image_shape_of(task.train.element_type_structure)
+  spec = task.train.element_type_structure
+  image_shape = (poisoning.image_shape_of(spec) if spec['x'].dtype.is_floating
+                 else None)
   if image_shape is None:
     raise RunError(f'--attack=backdoor: task {task.name} has no images for '
                    'a pixel trigger')
@@ -939,16 +958,18 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
     if meta and not _RESAMPLE_SUPPORT.value:
       train = split(train)
   model_aggregator = build_model_aggregator()
-  poison = data_poisoning(task, samplers, personalize)
+  task_name = re.sub(r'[^\w.-]+', '_', _TASK.value)  # tfds:a/b: tfds_a_b
   experiment_name = (_EXPERIMENT_NAME.value or
-                     f'{_TASK.value.replace(":", "_")}_{_ALGORITHM.value}'
-                     f'{name_suffix}_seed{_SEED.value}')
+                     f'{task_name}_{_ALGORITHM.value}{name_suffix}_seed'
+                     f'{_SEED.value}')
   config = _key_flags()
   config['task_options'] = _task_options_in_effect()
   if name_suffix:
     config['variant'] = name_suffix
   model_fn = task.embedding_fn if protonet else task.model_fn
   process = (process_fn or build_process)(model_fn(), model_aggregator)
+  # After the process: its model draws the seeded initial weights first.
+  poison = data_poisoning(task, samplers, personalize)
   output_dir = _output_dir(experiment_name, config)
   set_execution_context()
 

@@ -60,7 +60,9 @@ def build(model, model_aggregator):
   Raises:
     run.RunError: For flags under which nothing is fit per client.
   """
-  del model_aggregator  # Nothing is aggregated.
+  if not isinstance(model_aggregator, tff.aggregators.MeanFactory):
+    raise run.RunError('--aggregation: local models aggregate nothing; no '
+                       'aggregation, privacy or attack flags')
   if flags.FLAGS.rounds != 1:
     raise run.RunError('--rounds: local models are fit at evaluation; give '
                        '--rounds=1')

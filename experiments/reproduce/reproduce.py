@@ -200,7 +200,7 @@ def table(study: studies.Study, out: str, full: bool = False) -> str:
     evaluation_json = os.path.join(run_dir, f'{run.evaluation}.json')
     if run.evaluation and os.path.exists(evaluation_json):
       with open(evaluation_json) as f:
-        evaluated = json.load(f)
+        evaluated.update(json.load(f))
     budget = f'{run_flags["rounds"]} x {run_flags["clients_per_round"]}'
     cmd = shlex.join(command(run, added_flags(study, run, full), out))
     for row in run.rows:

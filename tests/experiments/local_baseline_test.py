@@ -79,6 +79,8 @@ class LocalBaselineTest(absltest.TestCase):
     for args, error in (
         ([*ARGS, '--rounds=2'], 'error: --rounds: local models are fit at '
          'evaluation; give --rounds=1'),
+        ([*ARGS, '--aggregation=median'], 'error: --aggregation: local '
+         'models aggregate nothing'),
         ([a for a in ARGS if a not in ('--personalization_eval',
                                        '--eval_support=train')],
          'error: --personalization_eval: local models are fit by')):

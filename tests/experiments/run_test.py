@@ -193,7 +193,8 @@ class RunTest(parameterized.TestCase):
 
   def test_run_made_before_the_episode_flags_resumes(self):
     added = ('resample_support', 'ways', 'query_shots', 'eval_episodes',
-             'eval_query_shots', 'task_options')
+             'eval_query_shots', 'task_options', 'eval_support',
+             'backdoor_target', 'backdoor_fraction', 'trigger_size')
 
     def make_old(name, *args):
       self.assertEqual(run(*SMALL, *args, '--rounds=1',
@@ -399,6 +400,10 @@ for options in ([], ['source=tiny'], ['source=tiny', 'stride=81']):
        ['--malicious_fraction=0.2', '--attack=backdoor',
         '--personalization_eval'],
        '--attack=backdoor: its success rate is measured on the global'),
+      ('data_attack_without_attackers',
+       ['--malicious_fraction=0.05', '--attack=label_flip'],
+       'error: --malicious_fraction: 0.05 of the 6 training clients of task '
+       'digits rounds to no attacker'),
       ('protonet_without_ways', ['--algorithm=fed_protonet'], '--ways'),
       ('inner_steps_for_protonet',
        ['--algorithm=fed_protonet', '--ways=3', '--shots=1',
