@@ -820,7 +820,7 @@ def build_round_metrics(process, num_clients: int, clients: dict):
       compression_bits=_COMPRESSION_BITS.value, rotation=_ROTATION.value)
 
   def round_metrics(round_num: int) -> dict:
-    sampled, reporting, straggling, poisoning = clients.pop(round_num)
+    sampled, reporting, straggling, poisoners = clients.pop(round_num)
     metrics = {'clients_sampled': sampled, 'clients_reporting': reporting,
                'clients_straggling': straggling,
                'bytes/server_to_client': sampled * model_bytes,
@@ -831,8 +831,8 @@ def build_round_metrics(process, num_clients: int, clients: dict):
           clients_per_round=_CLIENTS_PER_ROUND.value, rounds=round_num,
           target_delta=_DP_TARGET_DELTA.value)
       metrics['privacy/delta'] = _DP_TARGET_DELTA.value
-    if poisoning is not None:
-      metrics['clients_poisoning'] = poisoning
+    if poisoners is not None:
+      metrics['clients_poisoning'] = poisoners
     return metrics
 
   return round_metrics

@@ -176,7 +176,7 @@ def describe(task: task_lib.Task, *, max_clients: int = 1000,
             + (f' ({len(sampled)} sampled)' if len(sampled) < len(ids) else '')
             + f', {counts.sum()} examples, per client min {counts.min()} / '
             f'median {np.median(counts):g} / max {counts.max()}')
-    skew = _label_skew(labels)
+    skew = _label_skew(labels) if task_info(task.name).classes else None
     if skew is not None:
       line += f', {skew[0]} labels, label skew {skew[1]:.3f}'
     lines.append(line)

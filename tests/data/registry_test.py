@@ -48,6 +48,8 @@ class RegistryTest(absltest.TestCase):
                          max_clients=20)
     self.assertIn('train: 5000 clients (20 sampled), 400 examples', text)
     self.assertNotIn('label skew', text)
+    # Setpoints are whole degrees, but not classes.
+    self.assertNotIn('labels', data.describe(data.load('thermostat')))
 
   def test_describe_skew_grows_as_alpha_shrinks(self):
     def skew(alpha):
