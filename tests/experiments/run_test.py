@@ -116,7 +116,9 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(summary['final_metrics']['eval/loss'],
                      float(rows[-1]['eval/loss']))
     with open(os.path.join(out, 'config.json')) as f:
-      self.assertEqual(json.load(f), summary['flags'])
+      # The flags, and the loader options they amount to.
+      self.assertEqual(json.load(f),
+                       {**summary['flags'], 'task_options': {'alpha': 0.5}})
     self.assertEqual(sorted(os.listdir(os.path.join(out, 'checkpoints'))),
                      [f'round_{r}' for r in range(4)])
     self.assertEqual(_tensorboard_steps(out, 'train/loss'), [1, 2, 3])
