@@ -627,9 +627,7 @@ def _output_dir(experiment_name: str, config: dict) -> str:
   if not os.access(path, os.W_OK):
     raise RunError(f'--root_output_dir: {path} is not writable')
   if not os.path.exists(config_path):
-    with open(config_path + '.tmp', 'w') as f:
-      json.dump(config, f, indent=2, sort_keys=True)
-    os.replace(config_path + '.tmp', config_path)
+    training_loop.write_json(config, config_path)
   return path
 
 
@@ -800,10 +798,7 @@ def _write_client_metrics(output_dir: str, client_ids, results) -> None:
       str(cid): {stage: {k: float(v) for k, v in values.items()}
                  for stage, values in result.items()}
       for cid, result in zip(client_ids, results)}
-  path = os.path.join(output_dir, CLIENTS_JSON)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(metrics, f, indent=2, sort_keys=True)
-  os.replace(path + '.tmp', path)
+  training_loop.write_json(metrics, os.path.join(output_dir, CLIENTS_JSON))
 
 
 def build_round_metrics(process, num_clients: int, clients: dict):

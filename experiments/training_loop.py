@@ -161,6 +161,14 @@ def _remove_partial_writes(*directories: str) -> None:
           os.remove(path)
 
 
+def write_json(value, path: str) -> None:
+  """Writes `value` as indented, key-sorted JSON, atomically: a killed
+  process leaves the old file or the new one, never half of one."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
 def save_model_weights(weights, path: str) -> None:
   """Writes `tff.learning.models.ModelWeights` as npz arrays named
   trainable/<i> and non_trainable/<i>, atomically."""
@@ -294,10 +302,7 @@ def run(
   summary['final_metrics'] = {k: _number(v) for k, v in rows[-1].items()}
   summary['resumed_after_round'] = done
   summary['wall_seconds'] = time.perf_counter() - start
-  tmp = os.path.join(output_dir, SUMMARY_JSON + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(output_dir, SUMMARY_JSON))
+  write_json(summary, os.path.join(output_dir, SUMMARY_JSON))
   save_model_weights(process.get_model_weights(state),
                      os.path.join(output_dir, MODEL_WEIGHTS_NPZ))
   return state
