@@ -33,6 +33,7 @@ from fedmeta import privacy
 from fedmeta import data
 from fedmeta import runtime
 from fedmeta.data import episodes
+from fedmeta.data import iteration
 from fedmeta.data import partition
 from fedmeta.data import poisoning
 from fedmeta.data import task as task_lib
@@ -149,7 +150,9 @@ _TRAIN_WAYS = flags.DEFINE_integer(
     '60-way and test 5-way); default --ways.', lower_bound=2)
 _EPISODES_PER_CLIENT = flags.DEFINE_integer(
     'episodes_per_client', 1, 'With --ways: episodes a sampled client draws '
-    'each round; fed_protonet takes one client step per episode.',
+    'each round; fed_protonet takes one client step per episode, the MAML '
+    'family and Reptile average their updates over them (tasks of the '
+    'meta-batch).',
     lower_bound=1)
 _DISTANCE = flags.DEFINE_enum(
     'distance', 'squared_euclidean', fed_protonet.DISTANCES,
@@ -584,6 +587,8 @@ def build_process(model, model_aggregator):
       kwargs['local_steps'] = _INNER_STEPS.value
     else:
       kwargs['inner_steps'] = _INNER_STEPS.value
+      if _EPISODES_PER_CLIENT.value > 1:
+        kwargs['task_per_batch'] = True
     return builder(model, **kwargs, **server_optimizer_kwargs(name))
   kwargs.update(server_optimizer_kwargs(name))
   if name != 'fed_sgd':
@@ -773,9 +778,9 @@ def episode_samplers(task: data.Task):
     raise RunError(f'--algorithm: task {task.name} has no embedding network '
                    'for fed_protonet')
   if (_EPISODES_PER_CLIENT.value > 1
-      and _ALGORITHM.value not in algorithms.EPISODIC):
-    raise RunError('--episodes_per_client: only fed_protonet takes more than '
-                   'one episode a client; the others adapt to one task')
+      and _ALGORITHM.value.startswith('per_fedavg')):
+    raise RunError(f'--episodes_per_client: {_ALGORITHM.value} takes one '
+                   'task a client (its local steps are on it)')
   if _TRAIN_WAYS.present and _ALGORITHM.value not in algorithms.EPISODIC:
     raise RunError(f'--train_ways: {_ALGORITHM.value} adapts a model of '
                    '--ways outputs; only fed_protonet trains on other ways')
@@ -983,7 +988,9 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
       train.client_ids, _CLIENTS_PER_ROUND.value, _SEED.value)
 
   clients = {}  # Round -> counts of its sampled, reporting, straggling.
-  if protonet:
+  # A batch an episode: a client step each (fed_protonet), or a task each.
+  batch_per_episode = protonet or _EPISODES_PER_CLIENT.value > 1
+  if batch_per_episode:
     episode_size = samplers[0].ways * (samplers[0].shots
                                        + samplers[0].query_shots)
 
@@ -996,7 +1003,7 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
     if meta and not samplers and _RESAMPLE_SUPPORT.value:
       source = split(train, round_num)
     for cid in reporting:
-      if protonet:  # A batch an episode: a client step each.
+      if batch_per_episode:
         dataset = samplers[0].dataset(cid, round_num).batch(episode_size)
         for index in range(1, _EPISODES_PER_CLIENT.value):
           dataset = dataset.concatenate(samplers[0].dataset(
@@ -1018,7 +1025,7 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
               batch_size=_CLIENT_BATCH_SIZE.value,
               seed=_SEED.value + round_num)
       if rng.random() < _STRAGGLER_FRACTION.value:
-        steps = int(dataset.reduce(0, lambda n, _: n + 1))
+        steps = int(iteration.count(dataset))
         dataset = dataset.take(rng.integers(1, max(steps, 1) + 1))
         straggling += 1
       datasets.append(dataset)

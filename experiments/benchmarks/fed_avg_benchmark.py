@@ -1,12 +1,15 @@
 r"""FedAvg round time: fedmeta vs TFF's build_weighted_fed_avg vs Keras fit.
 
-All three train the same CNN on the same examples (10 clients x 200 FEMNIST
-images, batch 20, one local epoch, client SGD): a FedAvg round does 100
-gradient steps, as does one Keras epoch over the 2,000 images. Runs are
+All three train the same CNN on the same examples (by default 10 clients x
+200 FEMNIST images, batch 20, one local epoch, client SGD): a FedAvg round
+does 100 gradient steps, as does one Keras epoch over the 2,000 images. Runs are
 interleaved in one process and the medians compared, so machine noise hits
 all three alike. Prints one JSON line.
 
   .venv/bin/python -m experiments.benchmarks.fed_avg_benchmark --repeats=7
+  # Smaller clients: 50 x 50 images, batch 10.
+  .venv/bin/python -m experiments.benchmarks.fed_avg_benchmark --repeats=7 \
+      --clients=50 --examples_per_client=50 --batch=10
 """
 
 import json
@@ -31,10 +34,13 @@ _DATA_DIR = flags.DEFINE_string(
     'data_dir', os.path.join(os.path.dirname(__file__), '..', '..', '..',
                              'shared', 'data'),
     'Directory holding femnist/femnist_leaf_subset.npz.')
+_CLIENTS = flags.DEFINE_integer('clients', 10, 'Clients a round.',
+                                lower_bound=1)
+_EXAMPLES = flags.DEFINE_integer('examples_per_client', 200,
+                                 'Images per client.', lower_bound=1)
+_BATCH = flags.DEFINE_integer('batch', 20, 'Batch size, clients and Keras.',
+                              lower_bound=1)
 
-CLIENTS = 10
-EXAMPLES_PER_CLIENT = 200
-BATCH = 20
 LR = 0.05
 NUM_CLASSES = 62
 
@@ -55,7 +61,7 @@ def cnn():
 def load_examples():
   path = os.path.join(_DATA_DIR.value, 'femnist', 'femnist_leaf_subset.npz')
   with np.load(path) as f:
-    n = CLIENTS * EXAMPLES_PER_CLIENT
+    n = _CLIENTS.value * _EXAMPLES.value
     x = (1.0 - f['x'][:n].astype(np.float32) / 255.0)[..., None]
     y = f['y'][:n].astype(np.int32)
   return x, y
@@ -72,10 +78,10 @@ def functional_cnn():
 
 
 def client_datasets(x, y):
-  """`CLIENTS` interleaved shards of the examples, batched."""
+  """`--clients` interleaved shards of the examples, batched."""
+  n = _CLIENTS.value
   return [tf.data.Dataset.from_tensor_slices(
-      {'x': x[i::CLIENTS], 'y': y[i::CLIENTS]}).batch(BATCH)
-          for i in range(CLIENTS)]
+      {'x': x[i::n], 'y': y[i::n]}).batch(_BATCH.value) for i in range(n)]
 
 
 def main(argv):
@@ -104,7 +110,7 @@ def main(argv):
                       metrics=['sparse_categorical_accuracy'])
 
   def keras_epoch():
-    keras_model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False,
+    keras_model.fit(x, y, batch_size=_BATCH.value, epochs=1, shuffle=False,
                     verbose=0)
 
   contenders = {'fedmeta': round_fn('fedmeta'), 'tff': round_fn('tff'),
@@ -120,8 +126,8 @@ def main(argv):
   med = {name: statistics.median(t) for name, t in times.items()}
   print(json.dumps({
       'benchmark': 'fed_avg_round',
-      'clients': CLIENTS, 'examples_per_client': EXAMPLES_PER_CLIENT,
-      'batch': BATCH, 'repeats': _REPEATS.value,
+      'clients': _CLIENTS.value, 'examples_per_client': _EXAMPLES.value,
+      'batch': _BATCH.value, 'repeats': _REPEATS.value,
       'median_seconds': {k: round(v, 4) for k, v in med.items()},
       'fedmeta_over_tff': round(med['fedmeta'] / med['tff'], 3),
       'fedmeta_over_keras': round(med['fedmeta'] / med['keras'], 3),

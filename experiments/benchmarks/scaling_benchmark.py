@@ -3,6 +3,8 @@ r"""FedAvg scaling: round time vs clients per round, memory vs population.
 1. Round time for 10, 20, 50, 100 clients per round (FedAvg on the sinusoid
    task's MLP, 20 examples per client, batch 10), rounds interleaved over the
    sizes in one process; seconds per client should be flat (linear rounds).
+   Also the least-squares line through the medians: what a client adds to a
+   round (marginal) and what a round costs with none (fixed).
 2. Peak memory (VmHWM of the driver plus TFF's worker) of a fresh process
    running FedAvg rounds of 10 clients drawn from populations of 100, 1,000
    and 10,000 clients: flat if clients are built lazily, only when sampled.
@@ -20,6 +22,7 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
 
 import fedmeta  # pylint: disable=unused-import
 from fedmeta import algorithms
@@ -87,6 +90,10 @@ def main(argv):
       state = run_round(state, repeat, size)
       times[size].append(time.perf_counter() - t0)
   per_client = {s: statistics.median(t) / s for s, t in times.items()}
+  # Round time = fixed + marginal x clients, least squares over the medians:
+  # the marginal cost is what a client adds, the fixed cost the server's.
+  marginal, fixed = np.polyfit(
+      sizes, [statistics.median(times[s]) for s in sizes], 1)
 
   memory = {}
   for population in _POPULATIONS.value:
@@ -104,6 +111,8 @@ def main(argv):
       'seconds_per_client': {s: round(v, 5) for s, v in per_client.items()},
       'per_client_max_over_min': round(
           max(per_client.values()) / min(per_client.values()), 3),
+      'marginal_seconds_per_client': round(float(marginal), 5),
+      'fixed_seconds_per_round': round(float(fixed), 4),
       'peak_mib': {p: round(kib / 1024, 1) for p, kib in memory.items()},
       'peak_max_over_min': round(max(memory.values()) / min(memory.values()),
                                  3),

@@ -11,6 +11,10 @@ for benchmark in fed_avg_benchmark fed_maml_benchmark scaling_benchmark \
   .venv/bin/python -m "experiments.benchmarks.$benchmark" --repeats=7 \
     2>/dev/null | tail -n 1 | tee -a "$OUT"
 done
+# Smaller FedAvg clients: 50 x 50 images, batch 10.
+.venv/bin/python -m experiments.benchmarks.fed_avg_benchmark --repeats=7 \
+  --clients=50 --examples_per_client=50 --batch=10 \
+  2>/dev/null | tail -n 1 | tee -a "$OUT"
 # MAML's own Omniglot shape: 32 tasks of 5-way 1-shot, 1 query drawing.
 .venv/bin/python -m experiments.benchmarks.fed_maml_benchmark --repeats=7 \
   --clients=32 --shots=1 --query_shots=1 --norm=batch \

@@ -24,7 +24,8 @@ from experiments.benchmarks import fed_avg_benchmark as fed_avg_bench
 
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 
-# --repeats and --data_dir are the FedAvg benchmark's flags.
+# --repeats, --data_dir and the clients' shape are the FedAvg benchmark's
+# flags.
 FLAGS = flags.FLAGS
 
 
@@ -60,8 +61,8 @@ def main(argv):
   med = {name: statistics.median(t) for name, t in times.items()}
   print(json.dumps({
       'benchmark': 'workers_round',
-      'clients': fed_avg_bench.CLIENTS,
-      'examples_per_client': fed_avg_bench.EXAMPLES_PER_CLIENT,
+      'clients': FLAGS.clients,
+      'examples_per_client': FLAGS.examples_per_client,
       'repeats': FLAGS.repeats,
       'median_seconds': {k: round(v, 4) for k, v in med.items()},
       'workers_1_over_local': round(med['workers_1'] / med['local'], 3),

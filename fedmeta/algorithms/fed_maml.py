@@ -32,6 +32,7 @@ def build_fed_maml(
     inner_learning_rate: float = 0.01,
     inner_steps: int = 1,
     first_order: bool = False,
+    task_per_batch: bool = False,
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
@@ -57,6 +58,10 @@ def build_fed_maml(
     inner_learning_rate: MAML's alpha.
     inner_steps: Inner SGD steps, each on the whole support set.
     first_order: Drop the inner steps' Jacobian (first-order MAML).
+    task_per_batch: Each batch of a client's dataset is a task of its own
+      (several episodes a client); the client returns the mean of their
+      meta-gradients weighted by query examples (`meta_tf.over_tasks`).
+      Otherwise the whole dataset is one task.
     server_optimizer: The outer optimizer; Adam(0.001) (MAML's) if None.
     client_weighting: Weight meta-gradients by query examples or uniformly.
     model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
@@ -79,6 +84,8 @@ def build_fed_maml(
   local_fn = functools.partial(
       meta_tf.maml_gradient, inner_learning_rate=inner_learning_rate,
       inner_steps=inner_steps, first_order=first_order)
+  if task_per_batch:
+    local_fn = meta_tf.over_tasks(local_fn)
   return client_work_lib.build_meta_learning_process(
       model_fn, local_fn, client_weighting=client_weighting,
       server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),

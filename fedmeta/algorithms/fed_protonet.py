@@ -27,6 +27,7 @@ from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import local_tf
 from fedmeta.algorithms import meta_tf
 from fedmeta.algorithms import personalization
+from fedmeta.data import iteration
 from fedmeta.data import support_query
 
 DISTANCES = ('squared_euclidean', 'cosine')
@@ -191,7 +192,7 @@ def build_protonet_eval(model_fn: models.ModelFn, *,
 
   def classify(model, weights, dataset):
     output, y = episode_output(model, weights,
-                               meta_tf.collect(dataset.unbatch()),
+                               iteration.concatenate(dataset),
                                distance=distance, training=False)
     metrics = local_tf.update_metrics_state(
         model, local_tf.initial_metrics_state(model), output, y)

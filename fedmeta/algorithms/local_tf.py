@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedmeta.data import iteration
+
 Weights = tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]]
 
 
@@ -109,8 +111,8 @@ def train_locally(
     metrics = update_metrics_state(model, metrics, batch_output, y)
     return tuple(trainable), opt_state, metrics
 
-  trainable, _, metrics = dataset.reduce(
-      (tuple(initial_trainable), optimizer.initialize(specs),
+  trainable, _, metrics = iteration.reduce(
+      dataset, (tuple(initial_trainable), optimizer.initialize(specs),
        initial_metrics_state(model)), step)
   delta = tuple(w0 - w for w0, w in zip(initial_trainable, trainable))
   return LocalResult(delta, metrics['num_examples'],
@@ -133,8 +135,8 @@ def full_batch_gradient(model, weights: Weights,
     gradient_sum = tuple(s + n * g for s, g in zip(gradient_sum, gradients))
     return gradient_sum, update_metrics_state(model, metrics, batch_output, y)
 
-  gradient_sum, metrics = dataset.reduce(
-      (tuple(tf.zeros_like(w) for w in trainable),
+  gradient_sum, metrics = iteration.reduce(
+      dataset, (tuple(tf.zeros_like(w) for w in trainable),
        initial_metrics_state(model)), accumulate)
   n = tf.cast(metrics['num_examples'], tf.float32)
   gradient = tuple(tf.math.divide_no_nan(s, n) for s in gradient_sum)
@@ -148,4 +150,5 @@ def evaluate_locally(model, weights: Weights, dataset: tf.data.Dataset):
     batch_output, y = model.forward(weights, batch, training=False)
     return update_metrics_state(model, metrics, batch_output, y)
   return report_metrics_state(
-      model, dataset.reduce(initial_metrics_state(model), accumulate))
+      model, iteration.reduce(dataset, initial_metrics_state(model),
+                              accumulate))

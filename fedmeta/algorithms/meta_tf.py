@@ -16,24 +16,15 @@ from typing import Sequence
 import tensorflow as tf
 
 from fedmeta.algorithms import local_tf
+from fedmeta.data import iteration
 from fedmeta.data import support_query
 
 ZERO = tf.UnconnectedGradients.ZERO
 
 
-def collect(dataset: tf.data.Dataset):
-  """All elements of an unbatched dataset as one batch (0 rows if empty)."""
-  size = dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
-  empty = tf.nest.map_structure(
-      lambda s: tf.zeros([0] + s.shape.as_list(), s.dtype),
-      dataset.element_spec)
-  return dataset.batch(tf.maximum(size, 1)).reduce(
-      empty, lambda _, batch: batch)
-
-
 def support_and_query(dataset: tf.data.Dataset):
   """(support batch, query batch) of a batched, support-flagged dataset."""
-  examples = collect(dataset.unbatch())
+  examples = dict(iteration.concatenate(dataset))
   is_support = examples.pop(support_query.SUPPORT_KEY)
   return tuple(
       {k: tf.boolean_mask(v, mask) for k, v in examples.items()}
@@ -115,6 +106,37 @@ def _meta_gradient(model, variables, params_and_rates, non_trainable,
                             unconnected_gradients=ZERO)
   return _query_result(model, query_output, query_y, gradients, support,
                        query)
+
+
+def over_tasks(local_fn):
+  """`local_fn` for a client that holds several tasks, one a batch.
+
+  The returned function runs `local_fn` on each batch of the dataset as a
+  dataset of its own, every time from the broadcast weights, and returns the
+  mean of the updates weighted by their examples, their summed examples and
+  their summed metrics. Weighted by examples on the server too, a client's
+  E tasks then count as E tasks of the meta-batch: the round's update is the
+  mean over all its tasks, as MAML's meta-batch averages tasks.
+  """
+  def run_over_tasks(model, weights, dataset):
+    def add_task(state, batch):
+      total, num_examples, metrics = state
+      result = local_fn(model, weights, tf.data.Dataset.from_tensors(batch))
+      total = tuple(t + tf.cast(result.num_examples, t.dtype) * u
+                    for t, u in zip(total, result.update))
+      return (total, num_examples + result.num_examples,
+              tf.nest.map_structure(tf.add, metrics, result.metrics))
+
+    total, num_examples, metrics = iteration.reduce(
+        dataset, (tuple(tf.zeros_like(w) for w in weights[0]),
+                  tf.constant(0, tf.int64),
+                  local_tf.report_metrics_state(
+                      model, local_tf.initial_metrics_state(model))),
+        add_task)
+    return local_tf.LocalResult(
+        tuple(tf.math.divide_no_nan(t, tf.cast(num_examples, t.dtype))
+              for t in total), num_examples, metrics)
+  return run_over_tasks
 
 
 def maml_gradient(model, weights, dataset: tf.data.Dataset, *,

@@ -37,6 +37,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import local_tf
+from fedmeta.data import iteration
 
 # The paper's learning rates: inner (client) SGD 5e-3, hypernetwork and
 # embeddings SGD 1e-2. The authors' code adds momentum 0.9 and weight decay;
@@ -216,8 +217,8 @@ def learn_new_client(
       opt_state, e = optimizer.next(opt_state, e, d_e)
       return e, opt_state
 
-    e, _ = dataset.repeat(epochs).reduce(
-        (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
+    e, _ = iteration.reduce(
+        dataset.repeat(epochs), (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
     return e, generate(phi, e, shapes)
 
   e, theta = fit(phi, initial_embedding, dataset)
@@ -386,7 +387,7 @@ def build_pfedhn(
   @tff.tensorflow.computation(tff.SequenceType(theta_type))
   def only_element(selected):
     zeros = tuple(tf.zeros(s, dtype) for s in shapes)
-    return selected.reduce(zeros, lambda _, theta: tuple(theta))
+    return iteration.first_or(selected, zeros)
 
   @tff.federated_computation(tff.FederatedType(state_type, tff.SERVER),
                              tff.FederatedType(np.int32, tff.CLIENTS))

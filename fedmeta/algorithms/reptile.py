@@ -22,6 +22,7 @@ def build_reptile(
     *,
     inner_learning_rate: float = 0.01,
     inner_steps: int = 5,
+    task_per_batch: bool = False,
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     client_weighting: client_work_lib.ClientWeighting = (
         client_work_lib.ClientWeighting.NUM_EXAMPLES),
@@ -44,6 +45,9 @@ def build_reptile(
       `{'x': ..., 'y': ...}`; client datasets carry a `support` flag.
     inner_learning_rate: The clients' SGD rate.
     inner_steps: SGD steps per client, each on the whole support set.
+    task_per_batch: Each batch of a client's dataset is a task of its own;
+      the client returns the mean of their differences weighted by support
+      examples (`meta_tf.over_tasks`). Otherwise the dataset is one task.
     server_optimizer: Applies the averaged difference; SGD(1.0) if None.
     client_weighting: Weight differences by support examples or uniformly.
     model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
@@ -66,6 +70,8 @@ def build_reptile(
   local_fn = functools.partial(meta_tf.reptile_delta,
                                inner_learning_rate=inner_learning_rate,
                                inner_steps=inner_steps)
+  if task_per_batch:
+    local_fn = meta_tf.over_tasks(local_fn)
   return client_work_lib.build_meta_learning_process(
       model_fn, local_fn, client_weighting=client_weighting,
       server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),

@@ -12,6 +12,7 @@ from typing import Optional
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedmeta.data import iteration
 from fedmeta.data import task as task_lib
 
 SUPPORT_KEY = 'support'
@@ -96,8 +97,8 @@ def split(dataset: tf.data.Dataset, *, support_fraction: Optional[float] = None,
   # One batch holds the whole client (an empty client yields none). Its
   # size is counted first because tf.data's map-and-batch fusion allocates
   # the full batch size up front.
-  size = dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
-  return dataset.batch(tf.maximum(size, 1)).flat_map(add_flag)
+  return dataset.batch(tf.maximum(iteration.count(dataset), 1)).flat_map(
+      add_flag)
 
 
 def with_training_support(

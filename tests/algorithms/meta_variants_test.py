@@ -1,6 +1,8 @@
 """Reptile, Meta-SGD and Per-FedAvg reduce to FedAvg and MAML as the papers
 say, and match hand-written computations."""
 
+import functools
+
 from absl.testing import absltest
 import numpy as np
 import tensorflow as tf
@@ -23,6 +25,27 @@ class MetaVariantsTest(absltest.TestCase):
     self.initial = [np.asarray(w) for w in self.model.initial_weights[0]]
     self.clients = testing.meta_clients([10, 7, 14], seed=5)
     self.datasets = [testing.flagged_dataset(*c) for c in self.clients]
+
+  def test_tasks_per_batch_count_as_clients_of_one_task(self):
+    # One client holding the three tasks, a batch each, against three
+    # clients of one task: both weight the tasks by their examples.
+    one_client = [functools.reduce(
+        lambda a, b: a.concatenate(b),
+        [d.unbatch().batch(100) for d in self.datasets])]
+    for build in (algorithms.build_fed_maml, algorithms.build_meta_sgd,
+                  algorithms.build_reptile):
+      kwargs = dict(inner_learning_rate=0.3, inner_steps=2,
+                    server_optimizer=SGD1())
+      together, (output,) = testing.run_rounds(
+          build(self.model, task_per_batch=True, **kwargs), one_client, 1)
+      apart, (expected,) = testing.run_rounds(
+          build(self.model, **kwargs), self.datasets, 1)
+      self.assertLess(testing.max_abs_diff(together, apart), 1e-6, build)
+      train = lambda o: o.metrics['client_work']['train']
+      self.assertEqual(train(output)['num_examples'],
+                       train(expected)['num_examples'])
+      self.assertAlmostEqual(float(train(output)['loss']),
+                             float(train(expected)['loss']), places=5)
 
   def test_reptile_one_step_equals_fed_avg_one_local_step(self):
     reptile, _ = testing.run_rounds(algorithms.build_reptile(

@@ -193,6 +193,15 @@ class RunTest(parameterized.TestCase):
     self.assertGreater(
         float(rows[-1]['eval/after/loss/ci95']), 0)
 
+  def test_episodes_per_client_are_tasks_of_the_round(self):
+    rows = self._continued_equals_uninterrupted(
+        [*SMALL, '--algorithm=fed_maml', '--ways=3', '--shots=1',
+         '--query_shots=2', '--episodes_per_client=2', '--eval_episodes=5',
+         '--eval_query_shots=2'], 2)
+    # 3 clients x 2 episodes x 3 ways x 2 query examples; a task a batch.
+    self.assertEqual([r['train/num_examples'] for r in rows], ['36'] * 2)
+    self.assertEqual([r['train/num_batches'] for r in rows], ['6'] * 2)
+
   def test_run_made_before_the_episode_flags_resumes(self):
     added = ('resample_support', 'ways', 'query_shots', 'eval_episodes',
              'eval_query_shots', 'task_options', 'eval_support',
@@ -413,9 +422,10 @@ for options in ([], ['source=tiny'], ['source=tiny', 'stride=81']):
       ('protonet_without_embedding',
        ['--algorithm=fed_protonet', '--ways=3', '--shots=1'],
        'task digits has no embedding network'),
-      ('episodes_per_client_for_maml',
-       ['--algorithm=fed_maml', '--ways=3', '--shots=1',
-        '--episodes_per_client=2'], '--episodes_per_client'),
+      ('episodes_per_client_for_per_fedavg',
+       ['--algorithm=per_fedavg_fo', '--ways=3', '--shots=1',
+        '--episodes_per_client=2'],
+       '--episodes_per_client: per_fedavg_fo takes one task a client'),
       ('train_ways_for_maml',
        ['--algorithm=fed_maml', '--ways=3', '--shots=1', '--train_ways=4'],
        '--train_ways'),
