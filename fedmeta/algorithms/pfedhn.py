@@ -218,7 +218,8 @@ def learn_new_client(
       return e, opt_state
 
     e, _ = iteration.reduce(
-        dataset.repeat(epochs), (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
+        dataset.repeat(epochs),
+        (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
     return e, generate(phi, e, shapes)
 
   e, theta = fit(phi, initial_embedding, dataset)

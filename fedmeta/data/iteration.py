@@ -27,12 +27,14 @@ def _iterator(dataset: tf.data.Dataset):
   return iter(dataset.with_options(options))
 
 
-def reduce(dataset: tf.data.Dataset, initial_state, reduce_fn):
+def reduce(dataset: tf.data.Dataset, initial_state, reduce_fn, *,
+           state_shapes=None):
   """`dataset.reduce(initial_state, reduce_fn)`, as a loop over an iterator.
 
-  The state must keep its structure and shapes, as `tf.while_loop` requires.
-  Each call traces a new function: call it while building a graph, not in an
-  eager loop (see `count`).
+  The state keeps its structure, and its shapes unless `state_shapes` (the
+  state's structure of `tf.TensorShape`s, as `tf.while_loop`'s shape
+  invariants) lets them vary. Each call traces a new function: call it while
+  building a graph, not in an eager loop (see `count`).
   """
   @tf.function(autograph=False)
   def loop(dataset, state):
@@ -41,7 +43,9 @@ def reduce(dataset: tf.data.Dataset, initial_state, reduce_fn):
         lambda state, element: element.has_value(),
         lambda state, element: (reduce_fn(state, element.get_value()),
                                 iterator.get_next_as_optional()),
-        (state, iterator.get_next_as_optional()))
+        (state, iterator.get_next_as_optional()),
+        shape_invariants=None if state_shapes is None else (
+            state_shapes, tf.OptionalSpec(dataset.element_spec)))
     return state
   return loop(dataset, initial_state)
 
@@ -57,23 +61,13 @@ def concatenate(dataset: tf.data.Dataset):
   """The batches of a batched `dataset` joined into one batch (0 rows if it
   has none)."""
   spec = dataset.element_spec
-  empty = tf.nest.map_structure(
-      lambda s: tf.zeros([0] + s.shape.as_list()[1:], s.dtype), spec)
-
-  @tf.function(autograph=False)
-  def loop(dataset):
-    iterator = _iterator(dataset)
-    joined, _ = tf.while_loop(
-        lambda joined, element: element.has_value(),
-        lambda joined, element: (
-            tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), joined,
-                                  element.get_value()),
-            iterator.get_next_as_optional()),
-        (empty, iterator.get_next_as_optional()),
-        shape_invariants=(tf.nest.map_structure(lambda s: s.shape, spec),
-                          tf.OptionalSpec(spec)))
-    return joined
-  return loop(dataset)
+  return reduce(
+      dataset,
+      tf.nest.map_structure(
+          lambda s: tf.zeros([0] + s.shape.as_list()[1:], s.dtype), spec),
+      lambda joined, batch: tf.nest.map_structure(
+          lambda a, b: tf.concat([a, b], 0), joined, batch),
+      state_shapes=tf.nest.map_structure(lambda s: s.shape, spec))
 
 
 def first_or(dataset: tf.data.Dataset, default):
