@@ -78,8 +78,8 @@ _ALGORITHM = flags.DEFINE_enum('algorithm', 'fed_avg',
                                'Federated algorithm.')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None,
-    'Dataset root; default ../shared/data beside the repository when present, '
-    'else $FEDMETA_DATA_DIR.')
+    'Dataset root; default $FEDMETA_DATA_DIR when set, else ../shared/data '
+    'beside the repository.')
 _ROUNDS = flags.DEFINE_integer('rounds', 10, 'Number of rounds.', lower_bound=1)
 _CLIENTS_PER_ROUND = flags.DEFINE_integer(
     'clients_per_round', 10, 'Clients sampled per round, uniformly without '

@@ -170,6 +170,20 @@ STUDIES = {
                           _after(ACC), _OMNIGLOT_PAPER['fed_maml'][0]),),
                 module='experiments.reproduce.centralized_maml'),
         ) + tuple(
+            # MAML's split in set order (meta-test characters partly from
+            # unseen alphabets), IID pools beside non-IID alphabet pools.
+            Run(f'5way_1shot_fed_maml_{name}',
+                'omniglot_episodes_5way_1shot_fed_maml',
+                ('--task_option=split=maml', *options),
+                rows=(Row(f'fed MAML, 5-way 1-shot, split in set order, '
+                          f'{label}', _after(ACC),
+                          _OMNIGLOT_PAPER['fed_maml'][0]),),
+                short=('--rounds=2000',))
+            for name, options, label in (
+                ('set_order', (), 'random pools (IID)'),
+                ('alphabets', ('--task_option=pool_by=alphabet',),
+                 'alphabet pools (non-IID)'))
+        ) + tuple(
             Run(f'5way_{shots}shot_{algorithm}',
                 f'omniglot_episodes_5way_{shots}shot_{algorithm}', rows=(
                     Row(f'{algorithm}, 5-way {shots}-shot', _after(ACC),

@@ -26,24 +26,32 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
+class NoDataDir(task_lib.DataError):
+  """No data dir was given, and none is set or found."""
+
+
 def default_data_dir() -> Optional[str]:
-  """`../shared/data` beside the checkout or the CWD, else $FEDMETA_DATA_DIR."""
+  """$FEDMETA_DATA_DIR, else `../shared/data` beside the checkout or the
+  CWD, else None."""
+  if os.environ.get(DATA_DIR_ENV):
+    return os.environ[DATA_DIR_ENV]
   for root in (_REPO_ROOT, os.getcwd()):
     candidate = os.path.normpath(os.path.join(root, '..', 'shared', 'data'))
     if os.path.isdir(candidate):
       return candidate
-  return os.environ.get(DATA_DIR_ENV) or None
+  return None
 
 
 def resolve(data_dir: Optional[str], subdir: str) -> str:
   """`data_dir/subdir` if it exists, else `data_dir` itself.
 
   Raises:
-    DataError: if no data dir is given or found, or it does not exist.
+    NoDataDir: if no data dir is given or found.
+    DataError: if it does not exist.
   """
   data_dir = data_dir or default_data_dir()
   if not data_dir:
-    raise task_lib.DataError(
+    raise NoDataDir(
         f'data_dir: none given and ../shared/data not found; pass one or set '
         f'${DATA_DIR_ENV}')
   if not os.path.isdir(data_dir):

@@ -25,10 +25,14 @@ one alphabet (alphabets are known for the 8 small-set alphabets of the npz
 and for every zip; elsewhere consecutive indices, which follow alphabets)
 into one client holding all 20 drawings of each, labels 0..ways-1; leftover
 characters of all alphabets are grouped together, a final remainder dropped.
-'pools' gives each training client a disjoint, randomly assigned pool of
-`pool_size` meta-train characters, and one test client all meta-test
-characters, labelled by global class ids, for episodes drawn afresh each
-round (`fedmeta.data.episodes`; MAML's protocol with `rotations`).
+'pools' gives each training client a disjoint pool of `pool_size`
+meta-train characters, and one test client all meta-test characters,
+labelled by global class ids, for episodes drawn afresh each round
+(`fedmeta.data.episodes`; MAML's protocol with `rotations`). Pools are
+assigned at random (`pool_by='random'`, IID) or cut within alphabets as
+'characters' groups are (`pool_by='alphabet'`, non-IID: a client sees one
+alphabet, except where a pool straddles two alphabets the npz does not
+name, and in the pools of leftovers).
 'drawer' makes one client per drawer with one drawing of every character of
 the meta-train split: drawers 0-15 train, 16-19 test (classification only).
 With `rotations`, each character also appears rotated by 90, 180 and 270
@@ -58,6 +62,7 @@ SPLITS = ('maml', 'maml_shuffled', 'background', 'background_small')
 # 'maml_shuffled', with its own generator: the characters differ from MAML's.
 MAML_SHUFFLE_SEED = 1
 CLIENTS_BY = ('characters', 'pools', 'drawer')
+POOL_BY = ('random', 'alphabet')
 NORMS = ('group', 'batch')
 MAML_TRAIN_CHARACTERS = 1200
 # Ranges (inclusive) of the small-set alphabets in the background set, as
@@ -305,8 +310,8 @@ def _pool_clients(images, rotations, pools, prefix):
 
 def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
          clients_by: str = 'characters', rotations: bool = False,
-         pool_size: int = 20, norm: str = 'group', seed: int = 0,
-         cache_dir: str | None = None) -> task_lib.Task:
+         pool_size: int = 20, pool_by: str = 'random', norm: str = 'group',
+         seed: int = 0, cache_dir: str | None = None) -> task_lib.Task:
   """Omniglot clients (see the module docstring).
 
   Args:
@@ -324,8 +329,11 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
     rotations: Add the 90/180/270 degree rotations as new characters.
     pool_size: Characters per training client with 'pools'; with rotations
       a pool has 4 classes per character.
+    pool_by: 'random' (pools of characters assigned at random) or
+      'alphabet' (consecutive characters of one alphabet, as 'characters'
+      groups them; needs a split in set order, not 'maml_shuffled').
     norm: The model's normalization; see `conv4_model_fn`.
-    seed: Assigns characters to pools.
+    seed: Assigns characters to pools with pool_by='random'.
     cache_dir: Cache of decoded images; see `fedmeta.data.files.cached`.
   """
   if split not in SPLITS:
@@ -339,11 +347,25 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
     raise task_lib.DataError(f'norm: must be one of {NORMS}, got {norm!r}')
   if pool_size < 1:
     raise task_lib.DataError(f'pool_size: must be >= 1, got {pool_size}')
+  if pool_by not in POOL_BY:
+    raise task_lib.DataError(
+        f'pool_by: must be one of {POOL_BY}, got {pool_by!r}')
+  if pool_by == 'alphabet' and split == 'maml_shuffled':
+    raise task_lib.DataError(
+        "pool_by: 'alphabet' needs characters in set order; split "
+        "'maml_shuffled' mixes alphabets (use 'maml')")
   folder = files.resolve(data_dir, 'omniglot')
   (train_images, train_alphabets), (test_images, test_alphabets) = (
       read_characters(folder, split, cache_dir))
   if clients_by == 'pools':
-    pools = episodes.class_pools(np.arange(len(train_images)), pool_size, seed)
+    if pool_by == 'alphabet':
+      pools = character_groups(train_alphabets, pool_size)
+      if not pools:
+        raise task_lib.DataError(f'pool_size: {pool_size} is more than the '
+                                 f'{len(train_images)} characters')
+    else:
+      pools = episodes.class_pools(np.arange(len(train_images)), pool_size,
+                                   seed)
     return task_lib.Task(
         name='omniglot',
         train=_pool_clients(train_images, rotations, pools, 'pool'),

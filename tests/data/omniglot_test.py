@@ -72,6 +72,31 @@ class OmniglotTest(absltest.TestCase):
     d = testing.client_arrays_of(drawers.test, 'drawer_19')
     np.testing.assert_array_equal(d['y'], np.arange(242))
 
+  def test_alphabet_pools(self):
+    (_, alphabets), _ = omniglot.read_characters(FOLDER, 'background_small')
+    task = omniglot.load(split='background_small', clients_by='pools',
+                         pool_by='alphabet', pool_size=10)
+    pools = [np.unique(testing.client_arrays_of(task.train, c)['y'])
+             for c in task.train.client_ids]
+    # 8 alphabets of 24/22/24/47/40/26/42/17 characters: 21 whole pools of
+    # 10, and 32 leftovers make 3 mixed pools (2 dropped).
+    self.assertLen(pools, 24)
+    self.assertTrue(all(len(p) == 10 for p in pools))
+    self.assertLen(np.unique(np.concatenate(pools)), 240)
+    self.assertEqual([len(set(alphabets[p])) == 1 for p in pools].count(True),
+                     21)
+    mixed = omniglot.load(split='background_small', clients_by='pools',
+                          pool_size=10)
+    self.assertLess(
+        [len(set(alphabets[np.unique(
+            testing.client_arrays_of(mixed.train, c)['y'])])) == 1
+         for c in mixed.train.client_ids].count(True), 3)
+    with self.assertRaisesRegex(DataError, "^pool_by: 'alphabet' needs"):
+      omniglot.load(split='maml_shuffled', clients_by='pools',
+                    pool_by='alphabet')
+    with self.assertRaisesRegex(DataError, '^pool_by: must be one of'):
+      omniglot.load(clients_by='pools', pool_by='drawer')
+
   def test_official_zips_equal_the_npz(self):
     # README: the small zips' images are the npz's; its ranges are 1-based.
     from_zips = omniglot.read_characters(
