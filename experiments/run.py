@@ -148,6 +148,11 @@ _TRAIN_WAYS = flags.DEFINE_integer(
     'train_ways', None, 'With --ways: classes of a training episode, where '
     'they differ from the held-out ones (Snell et al. train ProtoNets '
     '60-way and test 5-way); default --ways.', lower_bound=2)
+_TRAIN_SHOTS = flags.DEFINE_integer(
+    'train_shots', None, 'With --ways: support examples per class of a '
+    'training episode, where they differ from the held-out ones (Reptile '
+    'trains its Omniglot 1-shot model on 10 shots); default --shots.',
+    lower_bound=1)
 _EPISODES_PER_CLIENT = flags.DEFINE_integer(
     'episodes_per_client', 1, 'With --ways: episodes a sampled client draws '
     'each round; fed_protonet takes one client step per episode, the MAML '
@@ -327,7 +332,7 @@ _BEFORE.update({flag.name: flag.default for flag in (
     _EVAL_SUPPORT, _BACKDOOR_TARGET, _BACKDOOR_FRACTION, _TRIGGER_SIZE,
     _TRAIN_WAYS, _EPISODES_PER_CLIENT, _DISTANCE, _BYZANTINE, _MULTI_KRUM_KEEP,
     _WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE, _CENTERED_CLIP_ITERATIONS,
-    _ALIE_Z)})
+    _ALIE_Z, _TRAIN_SHOTS)})
 
 
 class RunError(Exception):
@@ -645,7 +650,7 @@ def _ignored_on_resume(name: str, config: dict) -> bool:
     return (config.get('algorithm') not in algorithms.META_LEARNING
             or config.get('ways') is not None)
   if name in ('query_shots', 'eval_episodes', 'eval_query_shots',
-              'train_ways', 'episodes_per_client'):
+              'train_ways', 'train_shots', 'episodes_per_client'):
     return config.get('ways') is None
   if name == 'distance':
     return config.get('algorithm') != 'fed_protonet'
@@ -747,7 +752,7 @@ def episode_samplers(task: data.Task):
 
   if _WAYS.value is None:
     for flag in (_QUERY_SHOTS, _EVAL_EPISODES, _EVAL_QUERY_SHOTS,
-                 _TRAIN_WAYS, _EPISODES_PER_CLIENT):
+                 _TRAIN_WAYS, _TRAIN_SHOTS, _EPISODES_PER_CLIENT):
       if flag.present:
         raise RunError(f'--{flag.name}: needs --ways')
     if _ALGORITHM.value in algorithms.EPISODIC:
@@ -785,12 +790,14 @@ def episode_samplers(task: data.Task):
     raise RunError(f'--train_ways: {_ALGORITHM.value} adapts a model of '
                    '--ways outputs; only fed_protonet trains on other ways')
   train, test = (episodes.EpisodeSampler(
-      client_data, ways=ways, shots=_SHOTS.value, query_shots=query_shots,
+      client_data, ways=ways, shots=shots, query_shots=query_shots,
       seed=_SEED.value)
-                 for client_data, ways, query_shots in (
+                 for client_data, ways, shots, query_shots in (
                      (task.train, _TRAIN_WAYS.value or _WAYS.value,
+                      _TRAIN_SHOTS.value or _SHOTS.value,
                       _QUERY_SHOTS.value or _SHOTS.value),
-                     (task.test, _WAYS.value, _EVAL_QUERY_SHOTS.value)))
+                     (task.test, _WAYS.value, _SHOTS.value,
+                      _EVAL_QUERY_SHOTS.value)))
   # A client too small for an episode is refused now, before any output.
   train.pool(train.client_ids[0])
   test.pool(test.client_ids[0])

@@ -65,5 +65,30 @@ class ServerOptimizerTest(parameterized.TestCase):
           type(module.DEFAULT_SERVER_OPTIMIZER_FN()), name)
 
 
+class EpisodeFlagsTest(absltest.TestCase):
+
+  def tearDown(self):
+    flags.FLAGS.unparse_flags()
+    super().tearDown()
+
+  def test_train_shots_set_training_episodes_only(self):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(['run', '--task=digits', '--algorithm=reptile', '--ways=3',
+                 '--shots=1', '--train_shots=4', '--query_shots=2',
+                 '--eval_query_shots=1'])
+    train, test = run.episode_samplers(run.load_task())
+    self.assertEqual((train.ways, train.shots, train.query_shots), (3, 4, 2))
+    self.assertEqual((test.ways, test.shots, test.query_shots), (3, 1, 1))
+    episode = list(train.dataset(train.client_ids[0], 1).as_numpy_iterator())
+    support = [e['y'] for e in episode if e['support']]
+    self.assertLen(support, 12)
+    self.assertEqual(sorted(set(int(y) for y in support)), [0, 1, 2])
+    self.assertLen(episode, 18)
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(['run', '--task=digits', '--train_shots=4'])
+    with self.assertRaisesRegex(run.RunError, '^--train_shots: needs --ways'):
+      run.episode_samplers(run.load_task())
+
+
 if __name__ == '__main__':
   absltest.main()
