@@ -60,7 +60,7 @@ def run_rounds(process, datasets, rounds):
 
 
 def data_dir() -> str:
-  """The real datasets (../shared/data or $FEDMETA_DATA_DIR).
+  """The real datasets (`fedmeta.data.files.default_data_dir`).
 
   Raises:
     unittest.SkipTest: Where there are none; at import, pytest skips the
@@ -70,8 +70,8 @@ def data_dir() -> str:
   from fedmeta.data import files
   path = files.default_data_dir()
   if not path:
-    raise unittest.SkipTest('needs the real datasets: ../shared/data is '
-                            'missing and $FEDMETA_DATA_DIR is unset')
+    raise unittest.SkipTest('needs the real datasets: $FEDMETA_DATA_DIR is '
+                            'unset and ../shared/data is missing')
   return path
 
 

@@ -14,18 +14,20 @@ from fedmeta.data import files
 class FilesTest(absltest.TestCase):
 
   def test_argument_then_environment_then_discovery(self):
+    root = tempfile.mkdtemp()
+    repo, shared = (os.path.join(root, 'repo'),
+                    os.path.join(root, 'shared', 'data'))
     given, env = tempfile.mkdtemp(), tempfile.mkdtemp()
-    os.mkdir(os.path.join(env, 'omniglot'))
-    with mock.patch.dict(os.environ, {files.DATA_DIR_ENV: env}):
-      self.assertEqual(files.default_data_dir(), env)
-      self.assertEqual(files.resolve(None, 'omniglot'),
-                       os.path.join(env, 'omniglot'))
-      self.assertEqual(files.resolve(given, 'omniglot'), given)
-    with mock.patch.dict(os.environ, {files.DATA_DIR_ENV: ''}):
-      discovered = files.default_data_dir()
-      if discovered is not None:
-        self.assertEqual(os.path.basename(discovered), 'data')
-        self.assertTrue(os.path.isdir(discovered))
+    for folder in (repo, shared, os.path.join(env, 'omniglot')):
+      os.makedirs(folder)
+    with mock.patch.object(files, '_REPO_ROOT', repo):
+      with mock.patch.dict(os.environ, {files.DATA_DIR_ENV: env}):
+        self.assertEqual(files.default_data_dir(), env)
+        self.assertEqual(files.resolve(None, 'omniglot'),
+                         os.path.join(env, 'omniglot'))
+        self.assertEqual(files.resolve(given, 'omniglot'), given)
+      with mock.patch.dict(os.environ, {files.DATA_DIR_ENV: ''}):
+        self.assertEqual(files.default_data_dir(), shared)
 
   def test_no_data_dir(self):
     nowhere = tempfile.mkdtemp()
