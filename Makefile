@@ -18,7 +18,7 @@ COLAB := https://colab.research.google.com
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock setup.cfg pyproject.toml
+$(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	# TFF 0.87.0 pins jaxlib==0.4.14, which the registry no longer serves;

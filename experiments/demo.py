@@ -22,7 +22,9 @@ import sys
 from absl import app
 from absl import flags
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import training_loop
 from fedmeta import data
 from fedmeta import models

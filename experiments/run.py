@@ -23,15 +23,16 @@ from absl import app
 from absl import flags
 from absl import logging
 
-# Quiets TensorFlow and guards TFF's worker before either is imported.
 import fedmeta
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import aggregation
 from fedmeta import algorithms
 from fedmeta.algorithms import fed_protonet
 from fedmeta.algorithms import personalization
 from fedmeta import privacy
 from fedmeta import data
-from fedmeta import runtime
 from fedmeta.data import episodes
 from fedmeta.data import iteration
 from fedmeta.data import partition

@@ -1,17 +1,9 @@
 """fedmeta: federated learning and federated meta-learning on TFF.
 
-Importing fedmeta quiets TensorFlow's C++ start-up logs (FEDMETA_TF_LOGS=1
-keeps them) and makes sure no TFF `worker_binary` outlives the process (see
-`fedmeta.runtime`).
+Importing fedmeta has no process-wide effect. Entry points call
+`fedmeta.runtime.quiet_tensorflow_logs()` before TensorFlow's first import,
+and `fedmeta.runtime.set_local_context()` (or its siblings), which also makes
+sure no TFF `worker_binary` outlives the process.
 """
-
-from fedmeta import runtime as _runtime
-
-_runtime.quiet_tensorflow_logs()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_federated as _tff  # noqa: F401,E402
-
-_runtime.install_worker_guard()
 
 __version__ = '0.1.0'

@@ -5,7 +5,6 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 from fedmeta import algorithms
 from fedmeta import compat
 from fedmeta import runtime

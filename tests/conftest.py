@@ -1,11 +1,15 @@
-"""Imports fedmeta before TensorFlow so TF's C++ logs stay quiet in tests,
-gives the session a fresh data cache so every run decodes the real files,
-and skips the tests that need the real files where there are none."""
+"""Quiets TF's C++ logs before TensorFlow is imported and guards TFF's worker,
+as every entry point does; gives the session a fresh data cache so every run
+decodes the real files; skips the tests that need the real files where there
+are none."""
 
 import os
 import tempfile
 
-import fedmeta  # noqa: F401  pylint: disable=unused-import
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+runtime.install_worker_guard()  # Tests run TFF's default context too.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta.data import files
 import pytest
 

@@ -14,7 +14,6 @@ from absl.testing import absltest
 import numpy as np
 import portpicker
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 from fedmeta import algorithms
 from fedmeta import runtime

@@ -4,7 +4,6 @@ convolutional models on empty batches."""
 from absl.testing import absltest
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 from fedmeta import algorithms
 from fedmeta import models
 from fedmeta import runtime

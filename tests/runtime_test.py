@@ -5,8 +5,13 @@ import signal
 import subprocess
 import sys
 
+from unittest import mock
+
 from absl.testing import absltest
 from absl.testing import parameterized
+from fedmeta import runtime
+from fedmeta import tff_internals
+import tensorflow_federated as tff
 
 from tests import processes
 
@@ -16,7 +21,6 @@ TIMEOUT_S = 120
 # Runs one federated computation, prints its worker's pid, then ends as asked.
 CHILD = r'''
 import sys, time
-import fedmeta
 from fedmeta import runtime
 import tensorflow_federated as tff
 runtime.set_local_context()
@@ -33,7 +37,6 @@ if mode == 'wait':
 # then stops the old context's worker with SIGINT and waits for it.
 REPLACE_CONTEXT = r'''
 import gc
-import fedmeta
 from fedmeta import runtime
 import tensorflow_federated as tff
 runtime.set_local_context()
@@ -43,6 +46,21 @@ runtime.set_local_context()
 gc.collect()
 tff.federated_computation(lambda: 'ok')()
 print('first', *first, flush=True)
+'''
+
+# Imports the whole library after TFF (which sets a log level and a context of
+# its own) and prints whether that changed anything in the process.
+IMPORT_ONLY = r'''
+import os, signal, subprocess
+import tensorflow_federated
+from tensorflow_federated.python.core.impl.executor_stacks import executor_factory
+def state():
+  return (os.environ.get('TF_CPP_MIN_LOG_LEVEL'), executor_factory.subprocess,
+          signal.getsignal(signal.SIGTERM))
+before = state()
+import fedmeta, fedmeta.aggregation, fedmeta.algorithms, fedmeta.compat
+import fedmeta.data, fedmeta.models, fedmeta.privacy, fedmeta.runtime
+print(state() == before, before[1] is subprocess)
 '''
 
 
@@ -62,6 +80,27 @@ def _read_worker_pid(proc: subprocess.Popen) -> int:
 
 
 class RuntimeTest(parameterized.TestCase):
+
+  def test_importing_fedmeta_changes_nothing_in_the_process(self):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('TF_CPP_MIN_LOG_LEVEL', runtime.TF_LOGS_ENV)}
+    proc = subprocess.run(
+        [sys.executable, '-c', IMPORT_ONLY], cwd=REPO, text=True, env=env,
+        capture_output=True, timeout=TIMEOUT_S, check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    # Log level, TFF's worker launcher and the SIGTERM handler as TFF left
+    # them.
+    self.assertEqual(proc.stdout.split(), ['True', 'True'])
+
+  def test_other_tff_versions_are_refused_in_one_line(self):
+    with mock.patch.object(tff, '__version__', '0.88.0'):
+      with self.assertRaisesRegex(
+          tff_internals.UnsupportedTffVersion,
+          r'^fedmeta\.tff_internals patches tensorflow-federated 0\.87\.0 '
+          r'internals, found 0\.88\.0: install the version in '
+          r'requirements\.lock$'):
+        tff_internals.check_version()
+    tff_internals.check_version()
 
   @parameterized.parameters('exit', 'raise')
   def test_worker_stops_and_piped_output_closes(self, mode):

@@ -18,9 +18,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import
-from fedmeta import aggregation
 from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from fedmeta import aggregation
 from fedmeta.data import femnist
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order

@@ -22,10 +22,11 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import algorithms
 from fedmeta import data
-from fedmeta import runtime
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order

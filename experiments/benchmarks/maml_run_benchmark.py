@@ -27,7 +27,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments.benchmarks import fed_maml_benchmark
 from fedmeta import data
 

@@ -24,10 +24,11 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import algorithms
 from fedmeta import data
-from fedmeta import runtime
 from experiments import training_loop
 
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per size.')

@@ -17,9 +17,10 @@ from absl import app
 from absl import flags
 import portpicker
 
-import fedmeta  # pylint: disable=unused-import
-from fedmeta import algorithms
 from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from fedmeta import algorithms
 from experiments.benchmarks import fed_avg_benchmark as fed_avg_bench
 
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order

@@ -20,8 +20,9 @@ import collections
 from absl import app
 from absl import flags
 
-# Quiets TensorFlow and guards TFF's worker before either is imported.
-import fedmeta  # pylint: disable=unused-import
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import run
 
 import numpy as np  # pylint: disable=g-bad-import-order

@@ -15,13 +15,14 @@ import json
 import os
 import sys
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
+from fedmeta import runtime
+runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import tensorflow as tf
 
 from experiments import training_loop
 from fedmeta import algorithms
-from fedmeta import runtime
 from fedmeta.data import omniglot
 
 WAYS = 20

@@ -4,7 +4,6 @@ from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 from experiments import run
 from fedmeta import algorithms
 from fedmeta.algorithms import fed_maml

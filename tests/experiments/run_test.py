@@ -14,7 +14,6 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-import fedmeta  # pylint: disable=unused-import  # Quiets TensorFlow first.
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 from experiments import training_loop
 from fedmeta import data
