@@ -14,7 +14,7 @@ NOTEBOOK_PORT ?= 8888
 NOTEBOOK_TOKEN ?=
 COLAB := https://colab.research.google.com
 
-.PHONY: venv demo test lock clean notebook
+.PHONY: venv demo test test-fast lock clean notebook
 
 venv: $(STAMP)
 
@@ -50,8 +50,14 @@ notebook: $(STAMP) $(NOTEBOOK_STAMP)
 	  $(if $(NOTEBOOK_TOKEN),--IdentityProvider.token=$(NOTEBOOK_TOKEN)) \
 	  $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 
+# The whole suite; what CI runs.
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The unit tier (under 3 minutes): no process, no notebook, no test marked
+# slow (pyproject.toml's markers).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Rewrites requirements.lock from the current environment.
 lock: $(STAMP)

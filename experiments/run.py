@@ -25,9 +25,10 @@ from absl import logging
 
 import fedmeta
 from fedmeta import runtime
-runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import aggregation
+from fedmeta import aggregators
 from fedmeta import algorithms
 from fedmeta.algorithms import fed_protonet
 from fedmeta.algorithms import personalization
@@ -45,16 +46,6 @@ import tensorflow as tf  # pylint: disable=g-bad-import-order
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
 
 SERVER_OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi', 'adagrad')
-AGGREGATIONS = ('mean', 'clip', 'zeroing', 'median', 'trimmed_mean', 'krum',
-                'multi_krum', 'bulyan', 'geometric_median', 'centered_clip')
-# --attack=ipm's default --attack_scale: Xie et al.'s epsilon against Krum
-# and the median (sign_flip's 10 would send a scaled reversed mean).
-IPM_SCALE = 0.1
-# Aggregations assuming --byzantine attackers.
-_BYZANTINE_RULES = ('krum', 'multi_krum', 'bulyan')
-# Aggregations that see every update in the clear, at the server.
-_STATISTICS = ('median', 'trimmed_mean', 'krum', 'multi_krum', 'bulyan',
-               'geometric_median', 'centered_clip')
 # Algorithms whose name fixes the server optimizer.
 _OWN_SERVER_OPTIMIZER = ('fed_adam', 'fed_yogi', 'fed_adagrad', 'fed_avgm')
 # The kind of each other algorithm's own server optimizer (its builder's
@@ -200,7 +191,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of data, model and sampling.')
 
 # Privacy, security, robustness, compression (fedmeta.aggregation).
 _AGGREGATION = flags.DEFINE_enum(
-    'aggregation', 'mean', AGGREGATIONS,
+    'aggregation', 'mean', aggregators.KINDS,
     'How client updates are combined: mean (weighted), clip (each update '
     'clipped to L2 norm --clip_norm, then the mean), zeroing (updates with '
     'L2 norm over --clip_norm zeroed), median (coordinate-wise), '
@@ -220,18 +211,15 @@ _MULTI_KRUM_KEEP = flags.DEFINE_integer(
     'multi_krum_keep', None, '--aggregation=multi_krum: the updates of least '
     'Krum score averaged; default n - f.', lower_bound=1)
 _WEISZFELD_ITERATIONS = flags.DEFINE_integer(
-    'weiszfeld_iterations', 4, '--aggregation=geometric_median: most '
+    'weiszfeld_iterations', aggregators.DEFAULTS['weiszfeld_iterations'], '--aggregation=geometric_median: most '
     "Weiszfeld iterations (RFA's code: 4).", lower_bound=1)
 _WEISZFELD_TOLERANCE = flags.DEFINE_float(
-    'weiszfeld_tolerance', 1e-6, '--aggregation=geometric_median: stop when '
+    'weiszfeld_tolerance', aggregators.DEFAULTS['weiszfeld_tolerance'], '--aggregation=geometric_median: stop when '
     'the objective falls by less than this share of itself.', lower_bound=0.0)
 _CENTERED_CLIP_ITERATIONS = flags.DEFINE_integer(
-    'centered_clip_iterations', 1, '--aggregation=centered_clip: clipping '
+    'centered_clip_iterations',
+    aggregators.DEFAULTS['centered_clip_iterations'], '--aggregation=centered_clip: clipping '
     'iterations a round.', lower_bound=1)
-_OWN_AGGREGATION_FLAGS = {
-    'multi_krum': (_MULTI_KRUM_KEEP,),
-    'geometric_median': (_WEISZFELD_ITERATIONS, _WEISZFELD_TOLERANCE),
-    'centered_clip': (_CENTERED_CLIP_ITERATIONS,)}
 _TRIM_FRACTION = flags.DEFINE_float(
     'trim_fraction', 0.1, 'Share trimmed from each end by '
     '--aggregation=trimmed_mean.', lower_bound=0.0, upper_bound=0.49)
@@ -428,69 +416,44 @@ def server_optimizer(name: str, learning_rate: float):
   return builders[name]()
 
 
+def _given(flag):
+  """A flag's value where it is given, None (the library's default) if not."""
+  return flag.value if flag.present else None
+
+
 def build_model_aggregator():
-  """The aggregation factory the flags ask for, or None for the mean.
+  """The aggregation factory the flags ask for.
 
   Raises:
     RunError: For flags that do not combine.
   """
-  kind = _AGGREGATION.value
-  statistic = kind in _STATISTICS
-  if _BYZANTINE.present and kind not in _BYZANTINE_RULES:
-    raise RunError('--byzantine: needs --aggregation=krum, multi_krum or '
-                   'bulyan')
-  for other, own_flags in _OWN_AGGREGATION_FLAGS.items():
-    for flag in own_flags:
-      if flag.present and kind != other:
-        raise RunError(f'--{flag.name}: needs --aggregation={other}')
   _check_attack_flags()
-  if _DP_NOISE_MULTIPLIER.value is not None:
-    for flag, on in (('--aggregation', kind != 'mean'),
-                     ('--secure_aggregation', _SECURE_AGGREGATION.value),
-                     ('--compression_bits', _COMPRESSION_BITS.value)):
-      if on:
-        raise RunError(f'{flag}: not with --dp_noise_multiplier, whose '
-                       'aggregator clips and averages by itself')
-    factory = aggregation.dp_mean_factory(
-        _DP_NOISE_MULTIPLIER.value, _CLIENTS_PER_ROUND.value,
-        clip=_DP_CLIP.value)
-  elif _DP_CLIP.present:
-    raise RunError('--dp_clip: needs --dp_noise_multiplier')
-  elif statistic:
-    for flag, on in (('--secure_aggregation', _SECURE_AGGREGATION.value),
-                     ('--compression_bits', _COMPRESSION_BITS.value)):
-      if on:
-        raise RunError(f'{flag}: not with --aggregation={kind}, which needs '
-                       'every update in the clear')
-    factory = _statistic_factory(kind)
-  elif _SECURE_AGGREGATION.value:
-    if _COMPRESSION_BITS.value:
-      raise RunError('--compression_bits: not with --secure_aggregation')
-    factory = aggregation.secure_mean_factory(_SECURE_BOUND.value)
-  elif _COMPRESSION_BITS.value:
-    factory = aggregation.compressed_mean_factory(
-        _COMPRESSION_BITS.value, rotation=_ROTATION.value)
-  else:
-    factory = tff.aggregators.MeanFactory()
-  if _ROTATION.value and not _COMPRESSION_BITS.value:
-    raise RunError('--rotation: needs --compression_bits')
-  if kind in ('clip', 'zeroing'):
-    if _CLIP_NORM.value is None:
-      raise RunError(f'--clip_norm: --aggregation={kind} needs it')
-    wrap = (tff.aggregators.clipping_factory if kind == 'clip'
-            else tff.aggregators.zeroing_factory)
-    factory = wrap(_CLIP_NORM.value, factory)
-  elif _CLIP_NORM.present and kind != 'centered_clip':
-    raise RunError('--clip_norm: needs --aggregation=clip, zeroing or '
-                   'centered_clip')
-  if _MALICIOUS_FRACTION.value and _ATTACK.value not in DATA_ATTACKS:
-    scale = _ATTACK_SCALE.value
-    if _ATTACK.value == 'ipm' and not _ATTACK_SCALE.present:
-      scale = IPM_SCALE
-    factory = aggregation.MaliciousClientsFactory(
-        factory, fraction=_MALICIOUS_FRACTION.value, attack=_ATTACK.value,
-        scale=scale, seed=_SEED.value, alie_z=_ALIE_Z.value)
-  return factory
+  update_attack = _ATTACK.value not in DATA_ATTACKS
+  config = aggregators.AggregatorConfig(
+      clients_per_round=_CLIENTS_PER_ROUND.value,
+      aggregation=_AGGREGATION.value,
+      clip_norm=_CLIP_NORM.value,
+      byzantine=_BYZANTINE.value,
+      multi_krum_keep=_MULTI_KRUM_KEEP.value,
+      weiszfeld_iterations=_given(_WEISZFELD_ITERATIONS),
+      weiszfeld_tolerance=_given(_WEISZFELD_TOLERANCE),
+      centered_clip_iterations=_given(_CENTERED_CLIP_ITERATIONS),
+      trim_fraction=_TRIM_FRACTION.value,
+      secure_aggregation=_SECURE_AGGREGATION.value,
+      secure_bound=_SECURE_BOUND.value,
+      compression_bits=_COMPRESSION_BITS.value,
+      rotation=_ROTATION.value,
+      dp_noise_multiplier=_DP_NOISE_MULTIPLIER.value,
+      dp_clip=_DP_CLIP.value,
+      malicious_fraction=_MALICIOUS_FRACTION.value if update_attack else 0.0,
+      attack=_ATTACK.value,
+      attack_scale=_given(_ATTACK_SCALE),
+      alie_z=_ALIE_Z.value,
+      seed=_SEED.value)
+  try:
+    return aggregators.build_model_aggregator(config)
+  except aggregators.ConfigError as e:
+    raise RunError(f'--{e}') from e
 
 
 def _check_attack_flags() -> None:
@@ -517,45 +480,6 @@ def _check_attack_flags() -> None:
     if _ALIE_Z.value is None and _MALICIOUS_FRACTION.value >= 0.5:
       raise RunError('--malicious_fraction: must be < 0.5 for --attack=alie '
                      "without --alie_z (the paper's z_max is infinite)")
-
-
-def _statistic_factory(kind: str):
-  """The factory of an aggregation in `_STATISTICS`, from the flags.
-
-  Raises:
-    RunError: For flags of another aggregation, or missing ones.
-  """
-  byzantine = kind in _BYZANTINE_RULES
-  if byzantine and _BYZANTINE.value is None:
-    raise RunError(f'--byzantine: --aggregation={kind} needs it')
-  clients = _CLIENTS_PER_ROUND.value
-  if byzantine:
-    try:
-      aggregation.check_byzantine_clients(
-          kind, clients, _BYZANTINE.value, keep=_MULTI_KRUM_KEEP.value)
-    except aggregation.AggregationError as e:
-      raise RunError(f'--clients_per_round: {e}') from e
-  if kind == 'centered_clip' and not _CLIP_NORM.value:
-    raise RunError('--clip_norm: --aggregation=centered_clip needs it > 0 '
-                   '(the radius)')
-  builders = {
-      'median': lambda: aggregation.median_factory(clients),
-      'trimmed_mean': lambda: aggregation.trimmed_mean_factory(
-          clients, _TRIM_FRACTION.value),
-      'krum': lambda: aggregation.krum_factory(
-          clients, byzantine=_BYZANTINE.value),
-      'multi_krum': lambda: aggregation.multi_krum_factory(
-          clients, byzantine=_BYZANTINE.value, keep=_MULTI_KRUM_KEEP.value),
-      'bulyan': lambda: aggregation.bulyan_factory(
-          clients, byzantine=_BYZANTINE.value),
-      'geometric_median': lambda: aggregation.geometric_median_factory(
-          clients, max_iterations=_WEISZFELD_ITERATIONS.value,
-          tolerance=_WEISZFELD_TOLERANCE.value),
-      'centered_clip': lambda: aggregation.centered_clip_factory(
-          clients, radius=_CLIP_NORM.value,
-          iterations=_CENTERED_CLIP_ITERATIONS.value),
-  }
-  return builders[kind]()
 
 
 def server_optimizer_kwargs(name: str) -> dict:

@@ -1,12 +1,12 @@
 """Where TFF computations run: the local runtime or TFF workers.
 
-`import fedmeta` changes nothing in the process. An entry point switches on
-what it needs explicitly:
-  * `quiet_tensorflow_logs()`, before TensorFlow's first import;
-  * `set_local_context()` (or `set_remote_context`, `start_worker`), which
-    also install the guard that stops every TFF `worker_binary` this process
-    starts when the process ends, Ctrl-C, SIGTERM and SIGKILL included
-    (`fedmeta.tff_internals.worker_guard`: TFF 0.87 leaks it otherwise).
+`import fedmeta` changes nothing in the process. An entry point (a script,
+a notebook, a test session) calls `set_up_entry_point()` before TensorFlow's
+first import: it quiets TensorFlow's C++ logs and installs the guard that
+stops every TFF `worker_binary` this process starts when the process ends,
+Ctrl-C, SIGTERM and SIGKILL included (`fedmeta.tff_internals.worker_guard`:
+TFF 0.87 leaks it otherwise). A library user who does neither still gets the
+guard from `set_local_context()` (or `set_remote_context`, `start_worker`).
 """
 
 import os
@@ -25,6 +25,17 @@ install_worker_guard = worker_guard.install
 live_worker_pids = worker_guard.live_worker_pids
 stop_workers = worker_guard.stop_workers
 WorkerError = remote_context.WorkerError
+
+
+def set_up_entry_point() -> None:
+  """Quiets TensorFlow's logs and installs the worker guard; call it first.
+
+  The guard's exit hook also drops TFF's default context, whose clean-up
+  otherwise fails during interpreter teardown ("Exception ignored in
+  ServiceManager.__del__") in any process that imported TFF.
+  """
+  quiet_tensorflow_logs()
+  install_worker_guard()
 
 
 def set_local_context(*, default_num_clients: Optional[int] = None,

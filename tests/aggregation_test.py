@@ -23,14 +23,7 @@ WEIGHT = tff.TensorType(np.float32)
 
 
 def _aggregate(factory, values, weights=None):
-  """One round of `factory` on client `values`: (result, measurements)."""
-  if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
-    process = factory.create(VALUE, WEIGHT)
-    output = process.next(process.initialize(), values, weights)
-  else:
-    process = factory.create(VALUE)
-    output = process.next(process.initialize(), values)
-  return np.asarray(output.result), output.measurements
+  return testing.aggregate(factory, VALUE, values, weights)
 
 
 class AggregationTest(parameterized.TestCase):

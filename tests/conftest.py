@@ -7,8 +7,7 @@ import os
 import tempfile
 
 from fedmeta import runtime
-runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
-runtime.install_worker_guard()  # Tests run TFF's default context too.
+runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta.data import files
 import pytest

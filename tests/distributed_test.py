@@ -11,6 +11,7 @@ import tempfile
 import time
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 import portpicker
 
@@ -18,6 +19,8 @@ import tensorflow as tf  # pylint: disable=g-bad-import-order
 from fedmeta import algorithms
 from fedmeta import runtime
 from tests import testing
+
+pytestmark = pytest.mark.slow  # Starts TFF workers and runner processes.
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300

@@ -16,8 +16,11 @@ import urllib.request
 import uuid
 
 from absl.testing import absltest
+import pytest
 import nbformat
 from tornado import websocket
+
+pytestmark = pytest.mark.slow  # Starts a Jupyter server and kernels.
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, 'notebooks')

@@ -4,10 +4,13 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 import nbclient
 import nbformat
 
 from fedmeta.data import files
+
+pytestmark = pytest.mark.slow  # Executes every notebook.
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, 'notebooks')

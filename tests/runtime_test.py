@@ -9,6 +9,7 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 from fedmeta import runtime
 from fedmeta import tff_internals
 import tensorflow_federated as tff
@@ -60,6 +61,8 @@ def state():
 before = state()
 import fedmeta, fedmeta.aggregation, fedmeta.algorithms, fedmeta.compat
 import fedmeta.data, fedmeta.models, fedmeta.privacy, fedmeta.runtime
+
+pytestmark = pytest.mark.slow  # Starts and signals child processes.
 print(state() == before, before[1] is subprocess)
 '''
 

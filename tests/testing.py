@@ -4,6 +4,7 @@ import unittest
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_federated as tff
 
 from fedmeta import models
 
@@ -141,3 +142,15 @@ def output_and_loss(model, batch) -> tuple[np.ndarray, np.ndarray]:
     loss = model.loss(output, batch['y'])
     with tf.compat.v1.Session(graph=graph) as session:
       return session.run([output, loss])
+
+
+def aggregate(factory, value_type, values, weights=None):
+  """One round of aggregation `factory` on client `values` of `value_type`
+  (float32 weights where it is weighted): (result, measurements)."""
+  if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
+    process = factory.create(value_type, tff.TensorType(np.float32))
+    output = process.next(process.initialize(), values, weights)
+  else:
+    process = factory.create(value_type)
+    output = process.next(process.initialize(), values)
+  return np.asarray(output.result), output.measurements

@@ -25,7 +25,7 @@ from absl import flags
 import numpy as np
 
 from fedmeta import runtime
-runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import algorithms
 from fedmeta import data

@@ -18,7 +18,7 @@ from absl import flags
 import portpicker
 
 from fedmeta import runtime
-runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import algorithms
 from experiments.benchmarks import fed_avg_benchmark as fed_avg_bench

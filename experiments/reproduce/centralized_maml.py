@@ -23,7 +23,7 @@ from absl import app
 from absl import flags
 
 from fedmeta import runtime
-runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import run
 from fedmeta import models

@@ -16,7 +16,7 @@ import os
 import sys
 
 from fedmeta import runtime
-runtime.quiet_tensorflow_logs()  # Before TensorFlow's first import.
+runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import tensorflow as tf

@@ -7,9 +7,12 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 
 from tests.experiments import run_test
+
+pytestmark = pytest.mark.slow  # Runs the entry point as a process.
 
 EPISODES = ['--task=digits', '--num_clients=6', '--clients_per_round=3',
             '--ways=3', '--shots=1', '--query_shots=2', '--eval_episodes=4',

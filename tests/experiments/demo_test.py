@@ -8,8 +8,11 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 
 from tests.experiments import run_test
+
+pytestmark = pytest.mark.slow  # Runs `make demo`'s entry point as a process.
 
 
 class DemoTest(absltest.TestCase):

@@ -12,6 +12,7 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 import numpy as np
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
@@ -44,6 +45,8 @@ import sys
 from absl import flags
 from experiments import run
 from fedmeta import data
+
+pytestmark = pytest.mark.slow  # Runs the runner as a process.
 for path in sys.argv[1:]:
   flags.FLAGS.unparse_flags()
   try:
