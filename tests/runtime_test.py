@@ -16,6 +16,8 @@ import tensorflow_federated as tff
 
 from tests import processes
 
+pytestmark = pytest.mark.slow  # Starts and signals child processes.
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 120
 
@@ -62,7 +64,6 @@ before = state()
 import fedmeta, fedmeta.aggregation, fedmeta.algorithms, fedmeta.compat
 import fedmeta.data, fedmeta.models, fedmeta.privacy, fedmeta.runtime
 
-pytestmark = pytest.mark.slow  # Starts and signals child processes.
 print(state() == before, before[1] is subprocess)
 '''
 

@@ -22,6 +22,8 @@ from fedmeta.data import poisoning
 from tests import processes
 from tests import testing
 
+pytestmark = pytest.mark.slow  # Runs the runner as a process.
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 TIMEOUT_S = 300
@@ -46,7 +48,6 @@ from absl import flags
 from experiments import run
 from fedmeta import data
 
-pytestmark = pytest.mark.slow  # Runs the runner as a process.
 for path in sys.argv[1:]:
   flags.FLAGS.unparse_flags()
   try:
