@@ -198,7 +198,7 @@ STUDIES = {
                       Row('fed MAML, 20-way 1-shot, official all_runs',
                           'all_runs/accuracy',
                           '95.8 +- 0.3% (MAML, on its own split)')),
-                evaluation='omniglot_all_runs', short=('--rounds=500',)),),
+                evaluation='omniglot_all_runs'),),
         short=('--rounds=1000', '--eval_every=100', '--checkpoint_every=50'),
         time_targets=(0.9, 0.95)),
     'omniglot_protonet': Study(
