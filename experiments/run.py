@@ -30,8 +30,8 @@ runtime.set_up_entry_point()  # Before TensorFlow's first import.
 from fedmeta import aggregation
 from fedmeta import aggregators
 from fedmeta import algorithms
+from fedmeta.algorithms import evaluation as evaluation_lib
 from fedmeta.algorithms import fed_protonet
-from fedmeta.algorithms import personalization
 from fedmeta import privacy
 from fedmeta import data
 from fedmeta.data import episodes
@@ -995,7 +995,7 @@ def run_experiment(process_fn=None, name_suffix: str = '') -> str:
       return evaluate(weights, test_datasets)
     results = evaluate(weights, test_datasets, clients=True)
     _write_client_metrics(output_dir, test.client_ids, results)
-    return personalization.summarize(results)
+    return evaluation_lib.summarize(results)
 
   training_loop.run(
       process=process,

@@ -21,6 +21,19 @@ from fedmeta import models
 from fedmeta.algorithms import local_tf
 from fedmeta.data import support_query
 
+# Server steps: the mean client delta applied as it is (FedAvg; Reptile's
+# outer step 1; Per-FedAvg), and MAML's meta-optimizer (Finn et al.'s Adam).
+AVERAGING_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1.0)
+META_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_adam(0.001)
+
+
+def check_hyperparameters(**values: float) -> None:
+  """Raises ValueError naming a `*_steps` value < 1 or another value < 0."""
+  for name, value in values.items():
+    lowest = 1 if name.endswith('_steps') else 0
+    if value < lowest:
+      raise ValueError(f'{name}: must be >= {lowest}, got {value}')
+
 # (model adapter, initial weights as (trainable, non_trainable), dataset)
 #   -> LocalResult.
 LocalFn = Callable[..., local_tf.LocalResult]

@@ -14,7 +14,7 @@ from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import local_tf
 
 DEFAULT_CLIENT_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(0.1)
-DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1.0)
+DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.AVERAGING_SERVER_OPTIMIZER_FN
 
 
 def build_fed_avg(

@@ -15,15 +15,7 @@ from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import meta_tf
 
-DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_adam(0.001)
-
-
-def check_hyperparameters(**values: float) -> None:
-  """Raises ValueError naming a `*_steps` value < 1 or another value < 0."""
-  for name, value in values.items():
-    lowest = 1 if name.endswith('_steps') else 0
-    if value < lowest:
-      raise ValueError(f'{name}: must be >= {lowest}, got {value}')
+DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.META_SERVER_OPTIMIZER_FN
 
 
 def build_fed_maml(
@@ -79,7 +71,7 @@ def build_fed_maml(
       `FunctionalModel`.
     ValueError: For `inner_steps` < 1 or a negative learning rate.
   """
-  check_hyperparameters(inner_steps=inner_steps,
+  client_work_lib.check_hyperparameters(inner_steps=inner_steps,
                         inner_learning_rate=inner_learning_rate)
   local_fn = functools.partial(
       meta_tf.maml_gradient, inner_learning_rate=inner_learning_rate,

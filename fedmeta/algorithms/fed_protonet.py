@@ -24,9 +24,9 @@ import tensorflow_federated as tff
 
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
+from fedmeta.algorithms import evaluation
 from fedmeta.algorithms import local_tf
 from fedmeta.algorithms import meta_tf
-from fedmeta.algorithms import personalization
 from fedmeta.data import iteration
 from fedmeta.data import support_query
 
@@ -181,7 +181,7 @@ def build_protonet_eval(model_fn: models.ModelFn, *,
   Returns:
     A function of (`tff.learning.models.ModelWeights`, list of episode
     datasets, each one support-flagged episode in any batching) returning
-    `fedmeta.algorithms.personalization.summarize`'s summary with the one
+    `fedmeta.algorithms.evaluation.summarize`'s summary with the one
     stage 'after' (the support set seen): mean, 95% CI and percentiles of
     the episodes' query metrics.
   """
@@ -212,6 +212,6 @@ def build_protonet_eval(model_fn: models.ModelFn, *,
                              (tff.federated_broadcast(weights), data))
 
   def evaluate(weights, episode_datasets):
-    return personalization.summarize(per_episode(weights, episode_datasets))
+    return evaluation.summarize(per_episode(weights, episode_datasets))
 
   return evaluate

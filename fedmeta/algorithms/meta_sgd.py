@@ -13,8 +13,9 @@ import tensorflow_federated as tff
 
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
-from fedmeta.algorithms import fed_maml
 from fedmeta.algorithms import meta_tf
+
+DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.META_SERVER_OPTIMIZER_FN
 
 
 def extended_weights(
@@ -86,7 +87,7 @@ def build_meta_sgd(
       `FunctionalModel`.
     ValueError: For `inner_steps` < 1 or a negative learning rate.
   """
-  fed_maml.check_hyperparameters(inner_steps=inner_steps,
+  client_work_lib.check_hyperparameters(inner_steps=inner_steps,
                                  inner_learning_rate=inner_learning_rate)
   model_weights_type = models.spec(model_fn).weights_type
   weights_type = tff.learning.models.ModelWeights(
@@ -106,7 +107,7 @@ def build_meta_sgd(
   return client_work_lib.build_meta_learning_process(
       model_fn, local_fn, client_weighting=client_weighting,
       server_optimizer=(server_optimizer
-                        or fed_maml.DEFAULT_SERVER_OPTIMIZER_FN()),
+                        or DEFAULT_SERVER_OPTIMIZER_FN()),
       model_aggregator=model_aggregator, model_distributor=model_distributor,
       weights_type=tff.types.to_type(weights_type),
       initial_weights_fn=initial_weights_fn)

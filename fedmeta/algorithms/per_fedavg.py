@@ -12,9 +12,9 @@ import tensorflow_federated as tff
 
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
-from fedmeta.algorithms import fed_maml
 from fedmeta.algorithms import meta_tf
-from fedmeta.algorithms import reptile
+
+DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.AVERAGING_SERVER_OPTIMIZER_FN
 
 
 def build_per_fedavg(
@@ -62,7 +62,7 @@ def build_per_fedavg(
       `FunctionalModel`.
     ValueError: For `local_steps` < 1 or a negative learning rate.
   """
-  fed_maml.check_hyperparameters(local_steps=local_steps,
+  client_work_lib.check_hyperparameters(local_steps=local_steps,
                                  inner_learning_rate=inner_learning_rate,
                                  outer_learning_rate=outer_learning_rate)
   local_fn = functools.partial(
@@ -72,7 +72,7 @@ def build_per_fedavg(
   return client_work_lib.build_meta_learning_process(
       model_fn, local_fn, client_weighting=client_weighting,
       server_optimizer=(server_optimizer
-                        or reptile.DEFAULT_SERVER_OPTIMIZER_FN()),
+                        or DEFAULT_SERVER_OPTIMIZER_FN()),
       model_aggregator=model_aggregator, model_distributor=model_distributor)
 
 

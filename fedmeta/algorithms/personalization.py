@@ -10,43 +10,13 @@ https://arxiv.org/abs/1802.07876). On FedAvg weights it gives FedMeta's
 
 import collections
 
-import numpy as np
 import tensorflow_federated as tff
 
 from fedmeta import models
 from fedmeta.algorithms import client_work
-from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import evaluation
 from fedmeta.algorithms import local_tf
 from fedmeta.algorithms import meta_tf
-from fedmeta.data import episodes
-
-PERCENTILES = (10, 50, 90)
-
-
-def summarize(per_client: list) -> collections.OrderedDict:
-  """{stage: {metric: {'mean', 'ci95', 'p10', 'p50', 'p90'}}} over clients
-  that have query examples (`num_examples` > 0); `num_clients` counts them.
-  Stages are the clients' ('before' and 'after' adaptation here). `ci95` is
-  the half-width of the mean's 95% confidence interval
-  (`fedmeta.data.episodes.confidence_95`)."""
-  kept = [c for c in per_client
-          if next(iter(c.values()))['num_examples'] > 0]
-  summary = collections.OrderedDict(num_clients=len(kept))
-  if not kept:
-    return summary
-  for stage in kept[0]:
-    summary[stage] = collections.OrderedDict()
-    for name in kept[0][stage]:
-      if name in ('num_examples', 'num_batches'):
-        continue
-      values = np.asarray([float(c[stage][name]) for c in kept])
-      stats = collections.OrderedDict(mean=float(values.mean()),
-                                      ci95=episodes.confidence_95(values))
-      for q in PERCENTILES:
-        stats[f'p{q}'] = float(np.percentile(values, q))
-      summary[stage][name] = stats
-  return summary
-
 
 def build_personalization_eval(model_fn: models.ModelFn, *,
                                inner_learning_rate: float = 0.01,
@@ -69,11 +39,11 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
 
   Returns:
     A function of (`tff.learning.models.ModelWeights`, list of client
-    datasets) returning `summarize`'s summary of the clients' finalized
+    datasets) returning `fedmeta.algorithms.evaluation.summarize`'s summary of the clients' finalized
     query metrics before and after adaptation; with `clients=True`, each
     client's metrics, `{stage: {metric: value}}`, in order.
   """
-  fed_maml.check_hyperparameters(inner_steps=inner_steps,
+  client_work.check_hyperparameters(inner_steps=inner_steps,
                                  inner_learning_rate=inner_learning_rate)
   data_type = client_work.support_flagged_data_type(model_fn)
   model_spec = models.spec(model_fn)
@@ -108,7 +78,7 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
 
   def evaluate(weights, client_datasets, *, clients: bool = False):
     results = per_client(weights, client_datasets)
-    return results if clients else summarize(results)
+    return results if clients else evaluation.summarize(results)
 
   return evaluate
 

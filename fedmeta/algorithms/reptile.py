@@ -11,10 +11,9 @@ import tensorflow_federated as tff
 
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
-from fedmeta.algorithms import fed_maml
 from fedmeta.algorithms import meta_tf
 
-DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(1.0)
+DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.AVERAGING_SERVER_OPTIMIZER_FN
 
 
 def build_reptile(
@@ -65,7 +64,7 @@ def build_reptile(
       `FunctionalModel`.
     ValueError: For `inner_steps` < 1 or a negative learning rate.
   """
-  fed_maml.check_hyperparameters(inner_steps=inner_steps,
+  client_work_lib.check_hyperparameters(inner_steps=inner_steps,
                                  inner_learning_rate=inner_learning_rate)
   local_fn = functools.partial(meta_tf.reptile_delta,
                                inner_learning_rate=inner_learning_rate,

@@ -7,7 +7,9 @@ from absl.testing import parameterized
 from experiments import run
 from fedmeta import algorithms
 from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import meta_sgd
 from fedmeta.algorithms import fed_sgd
+from fedmeta.algorithms import per_fedavg
 from fedmeta.algorithms import reptile
 from tests import testing
 
@@ -53,8 +55,8 @@ class ServerOptimizerTest(parameterized.TestCase):
 
   def test_default_kinds_match_the_builders_defaults(self):
     builders_default = {'fed_maml': fed_maml, 'fo_maml': fed_maml,
-                        'meta_sgd': fed_maml, 'reptile': reptile,
-                        'per_fedavg_fo': reptile, 'per_fedavg_hf': reptile,
+                        'meta_sgd': meta_sgd, 'reptile': reptile,
+                        'per_fedavg_fo': per_fedavg, 'per_fedavg_hf': per_fedavg,
                         'fed_sgd': fed_sgd}
     self.assertEqual(set(run.DEFAULT_SERVER_OPTIMIZER) | set(
         run._OWN_SERVER_OPTIMIZER), set(algorithms.BUILDERS))
