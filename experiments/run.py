@@ -211,15 +211,18 @@ _MULTI_KRUM_KEEP = flags.DEFINE_integer(
     'multi_krum_keep', None, '--aggregation=multi_krum: the updates of least '
     'Krum score averaged; default n - f.', lower_bound=1)
 _WEISZFELD_ITERATIONS = flags.DEFINE_integer(
-    'weiszfeld_iterations', aggregators.DEFAULTS['weiszfeld_iterations'], '--aggregation=geometric_median: most '
-    "Weiszfeld iterations (RFA's code: 4).", lower_bound=1)
+    'weiszfeld_iterations', aggregators.DEFAULTS['weiszfeld_iterations'],
+    "--aggregation=geometric_median: most Weiszfeld iterations (RFA's code: "
+    '4).', lower_bound=1)
 _WEISZFELD_TOLERANCE = flags.DEFINE_float(
-    'weiszfeld_tolerance', aggregators.DEFAULTS['weiszfeld_tolerance'], '--aggregation=geometric_median: stop when '
-    'the objective falls by less than this share of itself.', lower_bound=0.0)
+    'weiszfeld_tolerance', aggregators.DEFAULTS['weiszfeld_tolerance'],
+    '--aggregation=geometric_median: stop when the objective falls by less '
+    'than this share of itself.', lower_bound=0.0)
 _CENTERED_CLIP_ITERATIONS = flags.DEFINE_integer(
     'centered_clip_iterations',
-    aggregators.DEFAULTS['centered_clip_iterations'], '--aggregation=centered_clip: clipping '
-    'iterations a round.', lower_bound=1)
+    aggregators.DEFAULTS['centered_clip_iterations'],
+    '--aggregation=centered_clip: clipping iterations a round.',
+    lower_bound=1)
 _TRIM_FRACTION = flags.DEFINE_float(
     'trim_fraction', 0.1, 'Share trimmed from each end by '
     '--aggregation=trimmed_mean.', lower_bound=0.0, upper_bound=0.49)
@@ -453,7 +456,10 @@ def build_model_aggregator():
   try:
     return aggregators.build_model_aggregator(config)
   except aggregators.ConfigError as e:
-    raise RunError(f'--{e}') from e
+    message = e.message
+    for name in e.mentions:
+      message = re.sub(rf'\b{name}\b', f'--{name}', message)
+    raise RunError(f'--{e.field}: {message}') from e
 
 
 def _check_attack_flags() -> None:

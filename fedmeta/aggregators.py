@@ -85,16 +85,23 @@ class AggregatorConfig:
 
 
 class ConfigError(aggregation.AggregationError):
-  """Fields of an `AggregatorConfig` that do not combine; `field` names one."""
+  """Fields of an `AggregatorConfig` that do not combine.
 
-  def __init__(self, field: str, message: str):
+  Attributes:
+    field: The field the error is about, first in the message.
+    message: The rest of the message.
+    mentions: The other fields the message names (a runner shows them as its
+      flags).
+  """
+
+  def __init__(self, field: str, message: str, mentions: tuple = ()):
     super().__init__(f'{field}: {message}')
-    self.field = field
+    self.field, self.message, self.mentions = field, message, mentions
 
 
-def _check(condition: bool, field: str, message: str) -> None:
+def _check(condition: bool, field: str, message: str, *mentions: str) -> None:
   if not condition:
-    raise ConfigError(field, message)
+    raise ConfigError(field, message, mentions)
 
 
 def _option(config: AggregatorConfig, name: str):
@@ -106,7 +113,8 @@ def _statistic(config: AggregatorConfig):
   kind, clients = config.aggregation, config.clients_per_round
   byzantine = config.byzantine
   if kind in BYZANTINE_RULES:
-    _check(byzantine is not None, 'byzantine', f'aggregation={kind} needs it')
+    _check(byzantine is not None, 'byzantine', f'aggregation={kind} needs it',
+           'aggregation')
     try:
       aggregation.check_byzantine_clients(kind, clients, byzantine,
                                           keep=config.multi_krum_keep)
@@ -114,7 +122,8 @@ def _statistic(config: AggregatorConfig):
       raise ConfigError('clients_per_round', str(e)) from e
   if kind == 'centered_clip':
     _check(bool(config.clip_norm), 'clip_norm',
-           'aggregation=centered_clip needs it > 0 (the radius)')
+           'aggregation=centered_clip needs it > 0 (the radius)',
+           'aggregation')
   builders = {
       'median': lambda: aggregation.median_factory(clients),
       'trimmed_mean': lambda: aggregation.trimmed_mean_factory(
@@ -142,20 +151,21 @@ def _inner_mean(config: AggregatorConfig):
                       ('secure_aggregation', config.secure_aggregation),
                       ('compression_bits', config.compression_bits)):
       _check(not on, field, 'not with dp_noise_multiplier, whose '
-             'aggregator clips and averages by itself')
+             'aggregator clips and averages by itself', 'dp_noise_multiplier')
     return aggregation.dp_mean_factory(
         config.dp_noise_multiplier, config.clients_per_round,
         clip=config.dp_clip)
-  _check(config.dp_clip is None, 'dp_clip', 'needs dp_noise_multiplier')
+  _check(config.dp_clip is None, 'dp_clip', 'needs dp_noise_multiplier',
+         'dp_noise_multiplier')
   if kind in STATISTICS:
     for field, on in (('secure_aggregation', config.secure_aggregation),
                       ('compression_bits', config.compression_bits)):
       _check(not on, field, f'not with aggregation={kind}, which needs '
-             'every update in the clear')
+             'every update in the clear', 'aggregation')
     return _statistic(config)
   if config.secure_aggregation:
     _check(not config.compression_bits, 'compression_bits',
-           'not with secure_aggregation')
+           'not with secure_aggregation', 'secure_aggregation')
     return aggregation.secure_mean_factory(config.secure_bound)
   if config.compression_bits:
     return aggregation.compressed_mean_factory(config.compression_bits,
@@ -178,22 +188,22 @@ def build_model_aggregator(config: AggregatorConfig):
   _check(kind in KINDS, 'aggregation',
          f'one of {", ".join(KINDS)}, got {kind!r}')
   _check(config.byzantine is None or kind in BYZANTINE_RULES, 'byzantine',
-         'needs aggregation=krum, multi_krum or bulyan')
+         'needs aggregation=krum, multi_krum or bulyan', 'aggregation')
   for name, owner in _OWN_OPTIONS.items():
     _check(getattr(config, name) is None or kind == owner, name,
-           f'needs aggregation={owner}')
+           f'needs aggregation={owner}', 'aggregation')
   factory = _inner_mean(config)
   _check(not config.rotation or config.compression_bits, 'rotation',
-         'needs compression_bits')
+         'needs compression_bits', 'compression_bits')
   if kind in ('clip', 'zeroing'):
     _check(config.clip_norm is not None, 'clip_norm',
-           f'aggregation={kind} needs it')
+           f'aggregation={kind} needs it', 'aggregation')
     wrap = (tff.aggregators.clipping_factory if kind == 'clip'
             else tff.aggregators.zeroing_factory)
     factory = wrap(config.clip_norm, factory)
   else:
     _check(config.clip_norm is None or kind == 'centered_clip', 'clip_norm',
-           'needs aggregation=clip, zeroing or centered_clip')
+           'needs aggregation=clip, zeroing or centered_clip', 'aggregation')
   if config.malicious_fraction:
     scale = config.attack_scale
     if scale is None:

@@ -1,5 +1,7 @@
 """`AggregatorConfig` to factory: closed-form rounds, and every refusal."""
 
+import dataclasses
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
@@ -114,6 +116,9 @@ class BuildTest(parameterized.TestCase):
                                 f'^{field}: {message}') as caught:
       aggregators.build_model_aggregator(_config(**fields))
     self.assertEqual(caught.exception.field, field)
+    for mentioned in caught.exception.mentions:
+      self.assertIn(mentioned, dataclasses.asdict(_config()))
+      self.assertRegex(caught.exception.message, rf'\b{mentioned}\b')
 
 
 if __name__ == '__main__':

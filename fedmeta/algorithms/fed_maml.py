@@ -72,7 +72,7 @@ def build_fed_maml(
     ValueError: For `inner_steps` < 1 or a negative learning rate.
   """
   client_work_lib.check_hyperparameters(inner_steps=inner_steps,
-                        inner_learning_rate=inner_learning_rate)
+                                        inner_learning_rate=inner_learning_rate)
   local_fn = functools.partial(
       meta_tf.maml_gradient, inner_learning_rate=inner_learning_rate,
       inner_steps=inner_steps, first_order=first_order)

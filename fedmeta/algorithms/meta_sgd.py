@@ -88,7 +88,7 @@ def build_meta_sgd(
     ValueError: For `inner_steps` < 1 or a negative learning rate.
   """
   client_work_lib.check_hyperparameters(inner_steps=inner_steps,
-                                 inner_learning_rate=inner_learning_rate)
+                                        inner_learning_rate=inner_learning_rate)
   model_weights_type = models.spec(model_fn).weights_type
   weights_type = tff.learning.models.ModelWeights(
       tuple(model_weights_type.trainable) * 2,

@@ -63,8 +63,8 @@ def build_per_fedavg(
     ValueError: For `local_steps` < 1 or a negative learning rate.
   """
   client_work_lib.check_hyperparameters(local_steps=local_steps,
-                                 inner_learning_rate=inner_learning_rate,
-                                 outer_learning_rate=outer_learning_rate)
+                                        inner_learning_rate=inner_learning_rate,
+                                        outer_learning_rate=outer_learning_rate)
   local_fn = functools.partial(
       meta_tf.per_fedavg_delta, inner_learning_rate=inner_learning_rate,
       outer_learning_rate=outer_learning_rate, local_steps=local_steps,

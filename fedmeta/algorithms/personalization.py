@@ -39,12 +39,13 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
 
   Returns:
     A function of (`tff.learning.models.ModelWeights`, list of client
-    datasets) returning `fedmeta.algorithms.evaluation.summarize`'s summary of the clients' finalized
-    query metrics before and after adaptation; with `clients=True`, each
-    client's metrics, `{stage: {metric: value}}`, in order.
+    datasets) returning `fedmeta.algorithms.evaluation.summarize`'s summary
+    of the clients' finalized query metrics before and after adaptation;
+    with `clients=True`, each client's metrics, `{stage: {metric: value}}`,
+    in order.
   """
   client_work.check_hyperparameters(inner_steps=inner_steps,
-                                 inner_learning_rate=inner_learning_rate)
+                                    inner_learning_rate=inner_learning_rate)
   data_type = client_work.support_flagged_data_type(model_fn)
   model_spec = models.spec(model_fn)
   weights_type = model_spec.weights_type

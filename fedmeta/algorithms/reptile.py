@@ -65,7 +65,7 @@ def build_reptile(
     ValueError: For `inner_steps` < 1 or a negative learning rate.
   """
   client_work_lib.check_hyperparameters(inner_steps=inner_steps,
-                                 inner_learning_rate=inner_learning_rate)
+                                        inner_learning_rate=inner_learning_rate)
   local_fn = functools.partial(meta_tf.reptile_delta,
                                inner_learning_rate=inner_learning_rate,
                                inner_steps=inner_steps)

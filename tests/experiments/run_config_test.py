@@ -91,5 +91,30 @@ class EpisodeFlagsTest(absltest.TestCase):
       run.episode_samplers(run.load_task())
 
 
+class AggregationFlagsTest(absltest.TestCase):
+
+  def tearDown(self):
+    flags.FLAGS.unparse_flags()
+    super().tearDown()
+
+  def test_library_refusals_name_every_flag(self):
+    for args, message in (
+        (['--rotation'], '--rotation: needs --compression_bits'),
+        (['--byzantine=1'],
+         '--byzantine: needs --aggregation=krum, multi_krum or bulyan'),
+        (['--dp_noise_multiplier=1', '--secure_aggregation'],
+         '--secure_aggregation: not with --dp_noise_multiplier, whose '
+         'aggregator clips and averages by itself'),
+        # The factory's own text is kept as it is ("byzantine f" included).
+        (['--aggregation=krum', '--byzantine=1', '--clients_per_round=4'],
+         '--clients_per_round: krum: a round of 4 clients needs n >= 2f + 3 '
+         '= 5 for byzantine f = 1')):
+      flags.FLAGS.unparse_flags()
+      flags.FLAGS(['run', *args])
+      with self.assertRaises(run.RunError) as caught:
+        run.build_model_aggregator()
+      self.assertEqual(str(caught.exception), message)
+
+
 if __name__ == '__main__':
   absltest.main()
