@@ -276,8 +276,9 @@ _TRIGGER_SIZE = flags.DEFINE_integer(
     'trigger_size', 3, '--attack=backdoor: side in pixels of the '
     'checkerboard trigger in the bottom-right corner.', lower_bound=1)
 _ATTACK_SCALE = flags.DEFINE_float(
-    'attack_scale', 10.0, "Factor of an attacker's update (sign_flip, scale) "
-    'or of the mean update (ipm; unset, 0.1, as Xie et al.).')
+    'attack_scale', aggregators.SIGN_FLIP_SCALE,
+    "Factor of an attacker's update (sign_flip, scale) or of the mean update "
+    '(ipm; unset, 0.1, as Xie et al.).')
 _ALIE_Z = flags.DEFINE_float(
     'alie_z', None, "--attack=alie: z; default the paper's z_max for the "
     'round\'s clients and --malicious_fraction.')
