@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m experiments.demo --root_output_dir=/tmp/fedmeta_runs \
+	$(PY) -m fedmeta.experiments.demo --root_output_dir=/tmp/fedmeta_runs \
 	  --experiment_name=demo_$$(date +%Y%m%d_%H%M%S)
 
 $(NOTEBOOK_STAMP): requirements-notebook.lock

@@ -46,13 +46,13 @@ class BuildTest(absltest.TestCase):
     root = self._copy()
     os.remove(os.path.join(root, 'fedmeta', 'models.py'))
     with open(os.path.join(root, 'fedmeta', 'runtime.py'), 'a') as f:
-      f.write('\nfrom experiments import training_loop\n')
+      f.write('\nfrom fedmeta.experiments import training_loop\n')
     problems = build_consistency.check(root)
     self.assertIn('BUILD: fedmeta/models lists missing file fedmeta/models.py',
                   problems)
     self.assertIn('BUILD: fedmeta/runtime imports '
-                  'experiments/training_loop.py but does not depend on '
-                  ':experiments/training_loop', problems)
+                  'fedmeta/experiments/training_loop.py but does not depend '
+                  'on :fedmeta/experiments/training_loop', problems)
 
 
 def _third_party_imports(pattern: str) -> set[str]:

@@ -38,7 +38,7 @@ def _start_workers(test, n):
 
 def _run(*args, **kwargs):
   return subprocess.Popen(
-      [sys.executable, '-m', 'experiments.run', *args], cwd=REPO, text=True,
+      [sys.executable, '-m', 'fedmeta.experiments.run', *args], cwd=REPO, text=True,
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 

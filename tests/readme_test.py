@@ -1,15 +1,20 @@
 """README's one-file algorithm runs, and its round is the hand-written one."""
 
+import dataclasses
 import os
 import re
+from unittest import mock
 
+from absl import flags
 from absl.testing import absltest
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedmeta import aggregation
+from fedmeta import algorithms
 from fedmeta import runtime
+from fedmeta.experiments import builders
 from tests import testing
 
 README = os.path.join(os.path.dirname(os.path.dirname(
@@ -32,10 +37,11 @@ LR = 0.25
 MODEL = testing.softmax_regression()  # One draw of initial weights for all.
 
 
-def _round(model_aggregator=None):
-  """The trainable weights after one round of README's signSGD."""
+def _round(model_aggregator=None, process=None):
+  """The trainable weights after one round of README's signSGD (or of
+  `process`)."""
   build_sign_sgd = _one_file_algorithm()['build_sign_sgd']
-  process = build_sign_sgd(
+  process = process or build_sign_sgd(
       MODEL,
       server_optimizer=tff.learning.optimizers.build_sgdm(LR),
       model_aggregator=model_aggregator)
@@ -74,6 +80,21 @@ class ReadmeAlgorithmTest(absltest.TestCase):
                 for i, w in enumerate(initial)]
     self.assertLess(testing.max_abs_diff(
         _round(aggregation.median_factory(len(ARRAYS))), expected), 1e-6)
+
+  def test_its_spec_is_all_the_runner_needs(self):
+    spec = _one_file_algorithm()['SPECS']['sign_sgd']
+    with mock.patch.dict(algorithms.ALGORITHMS, {'sign_sgd': spec}):
+      config = dataclasses.replace(
+          testing.runner_config(f'--server_learning_rate={LR}'),
+          algorithm='sign_sgd')
+      flags.FLAGS.unparse_flags()
+      process = builders.build_process(
+          MODEL, builders.build_model_aggregator(config), config)
+    initial, signs = _initial_and_signs()
+    expected = [w - LR * np.mean([s[i] for s in signs], axis=0)
+                for i, w in enumerate(initial)]
+    self.assertLess(testing.max_abs_diff(_round(process=process), expected),
+                    1e-6)
 
 
 if __name__ == '__main__':

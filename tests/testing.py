@@ -154,3 +154,13 @@ def aggregate(factory, value_type, values, weights=None):
     process = factory.create(value_type)
     output = process.next(process.initialize(), values)
   return np.asarray(output.result), output.measurements
+
+
+def runner_config(*args):
+  """The runner's `ExperimentConfig` for command-line `args`, parsed in
+  this process (the runner's flags are defined on first use)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from fedmeta.experiments import run  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['run', *args])
+  return run.config_from_flags()

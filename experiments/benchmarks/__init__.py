@@ -1,0 +1,1 @@
+"""Kept for old commands and imports: see `experiments`."""

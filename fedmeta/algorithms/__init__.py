@@ -5,8 +5,22 @@ composed from broadcast, a client work process, a TFF aggregation factory and
 a server optimizer (see `fedmeta.algorithms.client_work`). `build_pfedhn`'s
 process sends each client its own weights (`tff.federated_select`) and takes
 client keys beside the datasets; the runner does not run it yet.
+
+`ALGORITHMS` maps each runner name to its `specs.AlgorithmSpec`, declared
+beside the builder (its module's `SPECS`); a new algorithm is its module and
+one line there.
 """
 
+from fedmeta.algorithms import fed_avg
+from fedmeta.algorithms import fed_maml
+from fedmeta.algorithms import fed_opt
+from fedmeta.algorithms import fed_protonet
+from fedmeta.algorithms import fed_prox
+from fedmeta.algorithms import fed_sgd
+from fedmeta.algorithms import meta_sgd
+from fedmeta.algorithms import per_fedavg
+from fedmeta.algorithms import reptile
+from fedmeta.algorithms import specs
 from fedmeta.algorithms.client_work import ClientWeighting
 from fedmeta.algorithms.evaluation import build_fed_eval
 from fedmeta.algorithms.fed_avg import build_fed_avg
@@ -27,25 +41,23 @@ from fedmeta.algorithms.personalization import build_personalization_eval
 from fedmeta.algorithms.pfedhn import build_pfedhn
 from fedmeta.algorithms.reptile import build_reptile
 
-# Name (the runner's --algorithm value) -> builder.
-BUILDERS = {
-    'fed_avg': build_fed_avg,
-    'fed_sgd': build_fed_sgd,
-    'fed_prox': build_fed_prox,
-    'fed_adam': build_fed_adam,
-    'fed_yogi': build_fed_yogi,
-    'fed_adagrad': build_fed_adagrad,
-    'fed_avgm': build_fed_avgm,
-    'fed_maml': build_fed_maml,
-    'fo_maml': build_fo_maml,
-    'meta_sgd': build_meta_sgd,
-    'reptile': build_reptile,
-    'per_fedavg_fo': build_per_fedavg_fo,
-    'per_fedavg_hf': build_per_fedavg_hf,
-    'fed_protonet': build_fed_protonet,
+# Runner name (--algorithm) -> spec: a line for each algorithm module.
+ALGORITHMS = {
+    **fed_avg.SPECS,
+    **fed_sgd.SPECS,
+    **fed_prox.SPECS,
+    **fed_opt.SPECS,
+    **fed_maml.SPECS,
+    **meta_sgd.SPECS,
+    **reptile.SPECS,
+    **per_fedavg.SPECS,
+    **fed_protonet.SPECS,
 }
-# Those that train on support/query-split client datasets.
-META_LEARNING = ('fed_maml', 'fo_maml', 'meta_sgd', 'reptile',
-                 'per_fedavg_fo', 'per_fedavg_hf', 'fed_protonet')
+# Runner name -> builder.
+BUILDERS = {name: spec.builder for name, spec in ALGORITHMS.items()}
+# Those that train on tasks: support/query-split datasets or episodes.
+META_LEARNING = tuple(name for name, spec in ALGORITHMS.items()
+                      if spec.meta_learning)
 # Those that train and evaluate on episodes (--ways) only.
-EPISODIC = ('fed_protonet',)
+EPISODIC = tuple(name for name, spec in ALGORITHMS.items()
+                 if spec.data is specs.Data.EPISODIC)

@@ -14,6 +14,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import meta_tf
+from fedmeta.algorithms import specs
 
 DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.META_SERVER_OPTIMIZER_FN
 
@@ -94,3 +95,10 @@ def build_fo_maml(model_fn: models.ModelFn,
   if 'first_order' in kwargs:
     raise TypeError('build_fo_maml: first_order is fixed to True')
   return build_fed_maml(model_fn, first_order=True, **kwargs)
+
+
+SPECS = {name: specs.AlgorithmSpec(builder, specs.inner_loop,
+                                   data=specs.Data.SUPPORT,
+                                   server_optimizer='adam')
+         for name, builder in (('fed_maml', build_fed_maml),
+                               ('fo_maml', build_fo_maml))}

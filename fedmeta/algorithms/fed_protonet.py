@@ -27,6 +27,7 @@ from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import evaluation
 from fedmeta.algorithms import local_tf
 from fedmeta.algorithms import meta_tf
+from fedmeta.algorithms import specs
 from fedmeta.data import iteration
 from fedmeta.data import support_query
 
@@ -215,3 +216,10 @@ def build_protonet_eval(model_fn: models.ModelFn, *,
     return evaluation.summarize(per_episode(weights, episode_datasets))
 
   return evaluate
+
+
+SPECS = {'fed_protonet': specs.AlgorithmSpec(
+    build_fed_protonet, lambda hyperparameters: {
+        **specs.client_sgd(hyperparameters),
+        'distance': hyperparameters.distance},
+    data=specs.Data.EPISODIC, server_optimizer='adam', embedding=True)}

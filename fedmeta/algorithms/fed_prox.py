@@ -5,6 +5,7 @@ https://arxiv.org/abs/1812.06127
 """
 
 from fedmeta.algorithms import fed_avg
+from fedmeta.algorithms import specs
 
 
 def build_fed_prox(model_fn, *, proximal_strength: float = 0.01, **kwargs):
@@ -27,3 +28,9 @@ def build_fed_prox(model_fn, *, proximal_strength: float = 0.01, **kwargs):
   """
   return fed_avg.build_fed_avg(
       model_fn, proximal_strength=proximal_strength, **kwargs)
+
+
+SPECS = {'fed_prox': specs.AlgorithmSpec(
+    build_fed_prox, lambda hyperparameters: {
+        **specs.client_sgd(hyperparameters),
+        'proximal_strength': hyperparameters.proximal_strength})}

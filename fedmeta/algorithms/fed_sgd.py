@@ -12,6 +12,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import local_tf
+from fedmeta.algorithms import specs
 
 DEFAULT_SERVER_OPTIMIZER_FN = lambda: tff.learning.optimizers.build_sgdm(0.1)
 
@@ -52,3 +53,6 @@ def build_fed_sgd(
       server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),
       model_aggregator=model_aggregator,
       model_distributor=model_distributor)
+
+
+SPECS = {'fed_sgd': specs.AlgorithmSpec(build_fed_sgd, lambda _: {})}

@@ -14,6 +14,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import meta_tf
+from fedmeta.algorithms import specs
 
 DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.META_SERVER_OPTIMIZER_FN
 
@@ -26,15 +27,15 @@ def extended_weights(
   rates = tuple(tf.fill(tf.shape(w), tf.constant(inner_learning_rate, w.dtype))
                 for w in model_weights.trainable)
   return tff.learning.models.ModelWeights(
-      tuple(model_weights.trainable) + rates, model_weights.non_trainable)
+      meta_tf.LearnedRates(tuple(model_weights.trainable), rates).joined(),
+      model_weights.non_trainable)
 
 
 def split_weights(weights: tff.learning.models.ModelWeights):
   """(model `ModelWeights`, inner rates) of Meta-SGD's extended weights."""
-  n = len(weights.trainable) // 2
-  return (tff.learning.models.ModelWeights(tuple(weights.trainable[:n]),
-                                           weights.non_trainable),
-          tuple(weights.trainable[n:]))
+  model, rates = meta_tf.LearnedRates.split(weights.trainable)
+  return (tff.learning.models.ModelWeights(model, weights.non_trainable),
+          rates)
 
 
 def build_meta_sgd(
@@ -89,10 +90,8 @@ def build_meta_sgd(
   """
   client_work_lib.check_hyperparameters(inner_steps=inner_steps,
                                         inner_learning_rate=inner_learning_rate)
-  model_weights_type = models.spec(model_fn).weights_type
-  weights_type = tff.learning.models.ModelWeights(
-      tuple(model_weights_type.trainable) * 2,
-      tuple(model_weights_type.non_trainable))
+  weights_type = meta_tf.LearnedRates.weights_type(
+      models.spec(model_fn).weights_type)
 
   @tff.tensorflow.computation
   def initial_weights_fn():
@@ -109,5 +108,10 @@ def build_meta_sgd(
       server_optimizer=(server_optimizer
                         or DEFAULT_SERVER_OPTIMIZER_FN()),
       model_aggregator=model_aggregator, model_distributor=model_distributor,
-      weights_type=tff.types.to_type(weights_type),
+      weights_type=weights_type,
       initial_weights_fn=initial_weights_fn)
+
+
+SPECS = {'meta_sgd': specs.AlgorithmSpec(
+    build_meta_sgd, specs.inner_loop, data=specs.Data.SUPPORT,
+    server_optimizer='adam', learned_rates=True)}

@@ -11,9 +11,10 @@ adapter (`fedmeta.models.build`; a `FunctionalModel`'s) and weights as
 """
 
 import collections
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import tensorflow as tf
+import tensorflow_federated as tff
 
 from fedmeta.algorithms import local_tf
 from fedmeta.data import iteration
@@ -63,6 +64,30 @@ def adapt(model, weights, support, learning_rates, *, inner_steps: int,
     trainable = sgd_step(model, (trainable, non_trainable), support,
                          learning_rates, first_order=first_order)
   return trainable
+
+
+class LearnedRates(NamedTuple):
+  """Meta-SGD's trainable weights (Li et al. 2017), named: the model's
+  trainable weights, then one inner learning rate tensor per weight (same
+  shapes). The process holds them as one flat tuple, `joined()`."""
+  model: tuple
+  rates: tuple
+
+  @classmethod
+  def split(cls, trainable) -> 'LearnedRates':
+    """The halves of a flat tuple of `joined()`."""
+    n = len(trainable) // 2
+    return cls(tuple(trainable[:n]), tuple(trainable[n:]))
+
+  def joined(self) -> tuple:
+    return self.model + self.rates
+
+  @staticmethod
+  def weights_type(model_weights_type):
+    """The `ModelWeights` type of a model's weights with learned rates."""
+    return tff.types.to_type(tff.learning.models.ModelWeights(
+        tuple(model_weights_type.trainable) * 2,
+        tuple(model_weights_type.non_trainable)))
 
 
 def scalar_rates(learning_rate: float, trainable) -> list[tf.Tensor]:
@@ -161,14 +186,12 @@ def meta_sgd_gradient(model, weights, dataset: tf.data.Dataset, *,
                       first_order: bool) -> local_tf.LocalResult:
   """Meta-SGD's meta-gradient (Li et al. 2017) for one client.
 
-  `weights[0]` holds the model's trainable weights followed by one learned
-  inner learning rate tensor per weight (same shapes); the gradient covers
-  both halves.
+  `weights[0]` is a `LearnedRates` joined; the gradient covers both
+  halves.
   """
   extended, non_trainable = weights
-  n = len(extended) // 2
   return _meta_gradient(
-      model, tuple(extended), lambda w: (w[:n], w[n:]), non_trainable,
+      model, tuple(extended), LearnedRates.split, non_trainable,
       dataset, inner_steps=inner_steps, first_order=first_order)
 
 

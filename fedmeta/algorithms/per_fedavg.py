@@ -13,6 +13,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import meta_tf
+from fedmeta.algorithms import specs
 
 DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.AVERAGING_SERVER_OPTIMIZER_FN
 
@@ -92,3 +93,17 @@ def build_per_fedavg_hf(model_fn: models.ModelFn,
   Paper: Fallah et al. 2020, https://arxiv.org/abs/2002.07948.
   """
   return build_per_fedavg(model_fn, hessian_free=True, **kwargs)
+
+
+def _kwargs(hyperparameters: specs.Hyperparameters) -> dict:
+  # beta is the client learning rate; tau, the inner steps.
+  return {'inner_learning_rate': hyperparameters.inner_learning_rate,
+          'outer_learning_rate': hyperparameters.client_learning_rate,
+          'local_steps': hyperparameters.inner_steps}
+
+
+# Its local steps are on one task, so a client takes one a round.
+SPECS = {name: specs.AlgorithmSpec(builder, _kwargs, data=specs.Data.SUPPORT,
+                                   tasks_per_client=False)
+         for name, builder in (('per_fedavg_fo', build_per_fedavg_fo),
+                               ('per_fedavg_hf', build_per_fedavg_hf))}

@@ -50,15 +50,13 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
   model_spec = models.spec(model_fn)
   weights_type = model_spec.weights_type
   if learned_rates:
-    weights_type = tff.types.to_type(tff.learning.models.ModelWeights(
-        tuple(weights_type.trainable) * 2, tuple(weights_type.non_trainable)))
+    weights_type = meta_tf.LearnedRates.weights_type(weights_type)
   finalize = local_tf.build_metrics_finalizer(model_spec.finalize_metrics)
 
   def personalize(model, weights, dataset):
     trainable, non_trainable = weights
     if learned_rates:
-      n = len(trainable) // 2
-      trainable, rates = trainable[:n], trainable[n:]
+      trainable, rates = meta_tf.LearnedRates.split(trainable)
     else:
       rates = meta_tf.scalar_rates(inner_learning_rate, trainable)
     metrics = meta_tf.personalize(model, (trainable, non_trainable), dataset,

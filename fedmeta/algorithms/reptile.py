@@ -12,6 +12,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import meta_tf
+from fedmeta.algorithms import specs
 
 DEFAULT_SERVER_OPTIMIZER_FN = client_work_lib.AVERAGING_SERVER_OPTIMIZER_FN
 
@@ -75,3 +76,7 @@ def build_reptile(
       model_fn, local_fn, client_weighting=client_weighting,
       server_optimizer=server_optimizer or DEFAULT_SERVER_OPTIMIZER_FN(),
       model_aggregator=model_aggregator, model_distributor=model_distributor)
+
+
+SPECS = {'reptile': specs.AlgorithmSpec(build_reptile, specs.inner_loop,
+                                     data=specs.Data.SUPPORT)}

@@ -3,7 +3,7 @@
 TFF 0.87's local C++ runtime starts a `worker_binary` subprocess per execution
 context and stops it only in `ServiceManager.__del__`, which runs after module
 teardown at interpreter exit, i.e. usually never. The orphan inherits the
-parent's stdout, so `python -m experiments.run ... | tee log` never returns.
+parent's stdout, so `python -m fedmeta.experiments.run ... | tee log` never returns.
 
 `install` replaces the `Popen` that TFF's executor factory uses so
 that every worker it starts

@@ -129,16 +129,31 @@ class MetaVariantsTest(absltest.TestCase):
       self.assertLess(testing.max_abs_diff(weights.trainable, expected),
                       1e-6, f'hessian_free={hessian_free}')
 
-  def test_per_fedavg_local_steps_compound(self):
-    one, _ = testing.run_rounds(algorithms.build_per_fedavg_hf(
-        self.model, outer_learning_rate=0.05, local_steps=1,
-        server_optimizer=SGD1()), self.datasets[:1], 1)
-    three, _ = testing.run_rounds(algorithms.build_per_fedavg_hf(
-        self.model, outer_learning_rate=0.05, local_steps=3,
-        server_optimizer=SGD1()), self.datasets[:1], 1)
-    self.assertGreater(testing.max_abs_diff(one.trainable, three.trainable),
-                       1e-6)
-
+  def test_per_fedavg_two_local_steps_by_hand(self):
+    # Fallah et al.'s tau = 2 on one client: two MAML steps in a row, each
+    # from the weights the last one left, and FedAvg's average of one.
+    beta = 0.05
+    x, y, s = self.clients[0]
+    for hessian_free, builder in ((True, algorithms.build_per_fedavg_hf),
+                                  (False, algorithms.build_per_fedavg_fo)):
+      weights, _ = testing.run_rounds(builder(
+          self.model, inner_learning_rate=0.4, outer_learning_rate=beta,
+          local_steps=2, server_optimizer=SGD1()), self.datasets[:1], 1)
+      expected = self.initial
+      for _ in range(2):
+        gradient = testing.hand_maml_gradient(
+            expected, (x[s], y[s]), (x[~s], y[~s]), 0.4,
+            first_order=not hessian_free)
+        expected = [w - beta * np.asarray(g)
+                    for w, g in zip(expected, gradient)]
+      one_step = [w - beta * np.asarray(g) for w, g in zip(
+          self.initial, testing.hand_maml_gradient(
+              self.initial, (x[s], y[s]), (x[~s], y[~s]), 0.4,
+              first_order=not hessian_free))]
+      self.assertLess(testing.max_abs_diff(weights.trainable, expected),
+                      1e-6, f'hessian_free={hessian_free}')
+      # The second step is not the first one again.
+      self.assertGreater(testing.max_abs_diff(expected, one_step), 1e-4)
 
 if __name__ == '__main__':
   absltest.main()

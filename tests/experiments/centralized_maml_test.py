@@ -37,9 +37,9 @@ class CentralizedMamlTest(absltest.TestCase):
     root = tempfile.mkdtemp()
     for algorithm in ('fed_maml', 'fo_maml'):
       args = [*EPISODES, f'--algorithm={algorithm}', f'--root_output_dir={root}']
-      fed = _run('experiments.run', *args)
+      fed = _run('fedmeta.experiments.run', *args)
       self.assertEqual(fed.returncode, 0, fed.stderr)
-      central = _run('experiments.reproduce.centralized_maml', *args)
+      central = _run('fedmeta.experiments.reproduce.centralized_maml', *args)
       self.assertEqual(central.returncode, 0, central.stderr)
       fed_dir = os.path.join(root, f'digits_{algorithm}_seed0')
       central_dir = os.path.join(root, f'digits_{algorithm}_centralized_seed0')
@@ -62,7 +62,7 @@ class CentralizedMamlTest(absltest.TestCase):
     root = tempfile.mkdtemp()
     for flag, error in (('--algorithm=reptile', '--algorithm'),
                         ('--aggregation=median', '--aggregation')):
-      result = _run('experiments.reproduce.centralized_maml', *EPISODES,
+      result = _run('fedmeta.experiments.reproduce.centralized_maml', *EPISODES,
                     '--algorithm=fed_maml', flag, f'--root_output_dir={root}')
       self.assertEqual(result.returncode, 2, result.stderr)
       self.assertIn(error, result.stderr)

@@ -20,7 +20,7 @@ class DemoTest(absltest.TestCase):
   def test_prints_the_comparison_and_writes_the_curves(self):
     root = tempfile.mkdtemp()
     result = subprocess.run(
-        [sys.executable, '-m', 'experiments.demo', '--rounds=2',
+        [sys.executable, '-m', 'fedmeta.experiments.demo', '--rounds=2',
          '--eval_clients=5', f'--root_output_dir={root}',
          '--experiment_name=d'], cwd=run_test.REPO, capture_output=True,
         text=True, timeout=run_test.TIMEOUT_S, check=False)

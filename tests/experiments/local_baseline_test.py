@@ -36,7 +36,7 @@ class LocalBaselineTest(absltest.TestCase):
   def test_each_client_descends_from_the_initial_weights(self):
     root = tempfile.mkdtemp()
     result = centralized_maml_test._run(  # pylint: disable=protected-access
-        'experiments.reproduce.local_baseline', *ARGS,
+        'fedmeta.experiments.reproduce.local_baseline', *ARGS,
         f'--root_output_dir={root}', '--experiment_name=local')
     self.assertEqual(result.returncode, 0, result.stderr)
     out = os.path.join(root, 'local')
@@ -85,7 +85,7 @@ class LocalBaselineTest(absltest.TestCase):
                                        '--eval_support=train')],
          'error: --personalization_eval: local models are fit by')):
       result = centralized_maml_test._run(  # pylint: disable=protected-access
-          'experiments.reproduce.local_baseline', *args,
+          'fedmeta.experiments.reproduce.local_baseline', *args,
           f'--root_output_dir={root}')
       self.assertEqual(result.returncode, 2, result.stderr)
       self.assertStartsWith(result.stderr.strip(), error)

@@ -8,8 +8,9 @@ import tempfile
 
 from absl.testing import absltest
 
-from experiments.reproduce import reproduce
-from experiments.reproduce import studies
+from fedmeta import experiments
+from fedmeta.experiments.reproduce import reproduce
+from fedmeta.experiments.reproduce import studies
 
 ROWS = [
     {'round': '1', 'bytes/server_to_client': '1000000',
@@ -37,7 +38,7 @@ class ReproduceTest(absltest.TestCase):
   def test_every_run_names_a_committed_config(self):
     for name, study in studies.STUDIES.items():
       for run in study.runs:
-        path = os.path.join(reproduce.REPO, 'experiments', 'configs',
+        path = os.path.join(experiments.REPO, 'experiments', 'configs',
                             f'{run.config}.flags')
         self.assertTrue(os.path.exists(path), f'{name}/{run.name}: {path}')
         self.assertNotEmpty(run.rows, f'{name}/{run.name}')
@@ -104,7 +105,7 @@ class ReproduceTest(absltest.TestCase):
     self.assertEqual(
         lines[-1],
         '| A | `eval/acc` | 0.9 (paper) | 0.7000 | 3 x 4 | 3 / 4.5 MB | '
-        '`python -m experiments.run --flagfile=experiments/configs/demo.flags'
+        '`python -m fedmeta.experiments.run --flagfile=experiments/configs/demo.flags'
         f' --rounds=3 --eval_every=1 --root_output_dir={out} '
         '--experiment_name=a` |')
 

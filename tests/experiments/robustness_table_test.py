@@ -7,7 +7,7 @@ import tempfile
 from absl import flags
 from absl.testing import absltest
 
-from experiments.benchmarks import robustness_table
+from fedmeta.experiments.benchmarks import robustness_table
 
 
 class RobustnessTableTest(absltest.TestCase):

@@ -16,7 +16,7 @@ import pytest
 import numpy as np
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
-from experiments import training_loop
+from fedmeta.experiments import training_loop
 from fedmeta import data
 from fedmeta.data import poisoning
 from tests import processes
@@ -35,25 +35,23 @@ def run(*args):
   # Pipes on stdout and stderr: a leaked TFF worker would hold them open and
   # make this time out instead of returning when the run is done.
   return subprocess.run(
-      [sys.executable, '-m', 'experiments.run', *args], cwd=REPO,
+      [sys.executable, '-m', 'fedmeta.experiments.run', *args], cwd=REPO,
       capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 # Parses each flag file with the runner's flags, as `--flagfile` would, and
 # checks its --task_option values against the task's loader.
 _PARSE_FLAGFILES = """
-import inspect
 import sys
 from absl import flags
-from experiments import run
-from fedmeta import data
+from fedmeta.experiments import client_data
+from fedmeta.experiments import run
 
 for path in sys.argv[1:]:
   flags.FLAGS.unparse_flags()
   try:
     flags.FLAGS(['run', '--flagfile=' + path])
-    run._task_options(
-        inspect.signature(data.task_info(run._TASK.value).load).parameters)
+    client_data.task_options_in_effect(run.config_from_flags())
   except (flags.Error, run.RunError) as e:
     print(f'{path}: {e}')
 """
@@ -141,7 +139,7 @@ class RunTest(parameterized.TestCase):
             f'--root_output_dir={self.root}']
     self.assertEqual(run(*args, '--experiment_name=whole').returncode, 0)
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'experiments.run', *args,
+        [sys.executable, '-m', 'fedmeta.experiments.run', *args,
          '--experiment_name=killed'],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
@@ -264,16 +262,18 @@ class RunTest(parameterized.TestCase):
     # the default: such a run resumes only with source=tiny.
     script = """
 from absl import flags
-from experiments import run
+from fedmeta.experiments import client_data
+from fedmeta.experiments import resume
+from fedmeta.experiments import run
 old = {'task': 'shakespeare', 'task_option': ['stride=81']}
 for options in ([], ['source=tiny'], ['source=tiny', 'stride=81']):
   flags.FLAGS.unparse_flags()
   flags.FLAGS(['run', '--task=shakespeare'] +
               ['--task_option=' + o for o in options])
-  config = {'task': 'shakespeare',
-            'task_options': run._task_options_in_effect()}
+  config = run.config_from_flags()
   try:
-    run._check_task_options('/runs/old', old, config)
+    resume._check_task_options('/runs/old', old, config,
+                               client_data.task_options_in_effect(config))
     print('resumes')
   except run.RunError as e:
     print(e)
@@ -322,7 +322,7 @@ for options in ([], ['source=tiny'], ['source=tiny', 'stride=81']):
 
   def test_sigint_mid_run_stops_worker_and_keeps_metrics(self):
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'experiments.run', *SMALL, '--rounds=500',
+        [sys.executable, '-m', 'fedmeta.experiments.run', *SMALL, '--rounds=500',
          f'--root_output_dir={self.root}', '--experiment_name=i'],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=processes.takes_sigint_as_from_a_terminal)

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from experiments import curves
-from experiments import training_loop
+from fedmeta.experiments import curves
+from fedmeta.experiments import training_loop
 from fedmeta import algorithms
 from fedmeta import runtime
 from tests import testing
