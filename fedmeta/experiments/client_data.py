@@ -294,21 +294,21 @@ def build_client_datasets(train, sample, samplers, split, poison,
   episodes_per_client = config.hyperparameters.episodes_per_client
   # A batch an episode: a client step each (episodic algorithms), or a task
   # each (several tasks a client).
-  batch_per_episode = samplers is not None and (
-      spec.data is specs.Data.EPISODIC or episodes_per_client > 1)
-  if batch_per_episode:
-    sampler = samplers[0]
-    episode_size = sampler.ways * (sampler.shots + sampler.query_shots)
+  # (Both need --ways: `episode_samplers` refuses them without.)
+  batch_per_episode = (spec.data is specs.Data.EPISODIC
+                       or episodes_per_client > 1)
+  sampler = samplers[0] if samplers else None
 
   def dataset_of(cid, round_num, source):
     if batch_per_episode:
-      dataset = samplers[0].dataset(cid, round_num).batch(episode_size)
+      episode_size = sampler.ways * (sampler.shots + sampler.query_shots)
+      dataset = sampler.dataset(cid, round_num).batch(episode_size)
       for index in range(1, episodes_per_client):
-        dataset = dataset.concatenate(samplers[0].dataset(
+        dataset = dataset.concatenate(sampler.dataset(
             cid, round_num, index).batch(episode_size))
       return dataset
-    if samplers:
-      dataset = samplers[0].dataset(cid, round_num)
+    if sampler:
+      dataset = sampler.dataset(cid, round_num)
     else:
       dataset = source.create_tf_dataset_for_client(cid)
       if poison is not None and cid in poison.attackers:

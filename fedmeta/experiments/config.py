@@ -118,6 +118,8 @@ class ExperimentConfig:
     given: The flags given (on the command line or in a flag file), which
       the runner's refusals are about.
     flags: Every runner flag's value, as config.json records it.
+    defaults: Every runner flag's default (what a run made before a flag
+      existed ran as, for most).
   """
   algorithm: str
   rounds: int
@@ -138,6 +140,7 @@ class ExperimentConfig:
   describe: bool
   given: frozenset[str]
   flags: Mapping[str, Any]
+  defaults: Mapping[str, Any]
 
   @property
   def spec(self) -> specs.AlgorithmSpec:
@@ -149,10 +152,16 @@ class ExperimentConfig:
     return self.spec.meta_learning or self.evaluation.personalization
 
 
-def from_flags(values: Mapping[str, Any],
-               given: frozenset[str]) -> ExperimentConfig:
+def _frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
+  # Copies of the lists (--task_option, --workers), not the flags' own.
+  return types.MappingProxyType(
+      {k: list(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def from_flags(values: Mapping[str, Any], given: frozenset[str],
+               defaults: Mapping[str, Any]) -> ExperimentConfig:
   """The config of the runner's flag `values` (every flag), of which the
-  names in `given` were given."""
+  names in `given` were given; `defaults` are the flags' defaults."""
 
   def given_or_none(name):
     return values[name] if name in given else None
@@ -230,4 +239,5 @@ def from_flags(values: Mapping[str, Any],
       workers=tuple(values['workers']),
       describe=values['describe'],
       given=frozenset(given),
-      flags=types.MappingProxyType(dict(values)))
+      flags=_frozen(values),
+      defaults=_frozen(defaults))

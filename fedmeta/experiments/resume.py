@@ -3,7 +3,6 @@ that a rerun resumes only the run its flags describe."""
 
 import json
 import os
-from typing import Any, Mapping
 
 from fedmeta import algorithms
 from fedmeta.experiments import client_data
@@ -47,7 +46,7 @@ def recorded(config: config_lib.ExperimentConfig, name_suffix: str) -> dict:
 
 
 def output_dir(config: config_lib.ExperimentConfig, experiment_name: str,
-               recorded_config: dict, defaults: Mapping[str, Any]) -> str:
+               recorded_config: dict) -> str:
   """Creates the run's directory, or checks that a rerun may resume there.
 
   A rerun resumes when the directory holds this runner's config.json and the
@@ -57,7 +56,6 @@ def output_dir(config: config_lib.ExperimentConfig, experiment_name: str,
     config: The experiment.
     experiment_name: Its directory under --root_output_dir.
     recorded_config: `recorded`'s, written to config.json.
-    defaults: Each runner flag's default.
 
   Raises:
     RunError: Where the directory cannot be written, or holds a run that
@@ -69,7 +67,7 @@ def output_dir(config: config_lib.ExperimentConfig, experiment_name: str,
   path = os.path.join(root, experiment_name)
   config_path = os.path.join(path, CONFIG_JSON)
   if os.path.exists(config_path):
-    _check_resumable(path, config_path, config, recorded_config, defaults)
+    _check_resumable(path, config_path, config, recorded_config)
   elif os.path.exists(os.path.join(path, training_loop.METRICS_CSV)):
     raise RunError(f'--experiment_name: {path} already holds a run; choose '
                    'another name or remove it')
@@ -90,14 +88,14 @@ def _ignored_on_resume(name: str, recorded_config: dict) -> bool:
   run as they are, or does nothing for this run."""
   if name in _MAY_CHANGE_ON_RESUME:
     return True
-  spec = algorithms.ALGORITHMS.get(recorded_config.get('algorithm'))
+  spec = algorithms.ALGORITHMS[recorded_config['algorithm']]
   if name == 'resample_support':
-    return (spec is None or not spec.meta_learning
+    return (not spec.meta_learning
             or recorded_config.get('ways') is not None)
   if name in _EPISODE_FLAGS:
     return recorded_config.get('ways') is None
   if name == 'distance':
-    return spec is None or not spec.embedding
+    return not spec.embedding
   return False
 
 
@@ -127,8 +125,7 @@ def _check_task_options(path: str, previous: dict,
 
 def _check_resumable(path: str, config_path: str,
                      config: config_lib.ExperimentConfig,
-                     recorded_config: dict,
-                     defaults: Mapping[str, Any]) -> None:
+                     recorded_config: dict) -> None:
   try:
     with open(config_path) as f:
       previous = json.load(f)
@@ -138,7 +135,8 @@ def _check_resumable(path: str, config_path: str,
   _check_task_options(path, previous, config,
                       recorded_config['task_options'])
   before_flags = {**_BEFORE,
-                  **{name: defaults[name] for name in _ADDED_AT_DEFAULT}}
+                  **{name: config.defaults[name]
+                     for name in _ADDED_AT_DEFAULT}}
   for name in sorted(set(recorded_config) | set(previous)):
     if (_ignored_on_resume(name, recorded_config)
         or name in ('task_option', 'task_options')):

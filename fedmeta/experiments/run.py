@@ -308,17 +308,13 @@ def _runner_flags() -> list:
   return flags.FLAGS.get_key_flags_for_module(sys.modules[__name__])
 
 
-def flag_defaults() -> dict:
-  """Each runner flag's default."""
-  return {f.name: f.default for f in _runner_flags()}
-
-
 def config_from_flags() -> config_lib.ExperimentConfig:
   """The parsed runner flags, read once."""
   runner_flags = _runner_flags()
   return config_lib.from_flags(
       {f.name: f.value for f in runner_flags},
-      frozenset(f.name for f in runner_flags if f.present))
+      frozenset(f.name for f in runner_flags if f.present),
+      {f.name: f.default for f in runner_flags})
 
 
 def build_process(model, model_aggregator,
@@ -475,26 +471,25 @@ def prepare(config: config_lib.ExperimentConfig,
       recorded_config=resume.recorded(config, name_suffix))
 
 
-def run_experiment(config: Optional[config_lib.ExperimentConfig] = None,
+def run_experiment(config: config_lib.ExperimentConfig,
                    process_fn: Optional[ProcessFn] = None,
                    name_suffix: str = '') -> str:
   """Runs an experiment; returns its output directory.
 
   Args:
-    config: The experiment; the parsed flags' if None.
+    config: The experiment (`config_from_flags`).
     process_fn: (model, model aggregator, config) -> the process to run, in
       place of `build_process`'s (a centralized baseline, say).
     name_suffix: Recorded in config.json (a run resumes only with the same)
       and added to the default --experiment_name.
   """
-  config = config or config_from_flags()
   experiment = prepare(config, process_fn, name_suffix)
   task, test, samplers, process, poison = (
       experiment.task, experiment.test, experiment.samplers,
       experiment.process, experiment.poison)
   spec = config.spec
   output_dir = resume.output_dir(config, experiment.experiment_name,
-                                 experiment.recorded_config, flag_defaults())
+                                 experiment.recorded_config)
   set_execution_context(config)
 
   evaluate = builders.build_evaluation(task, config)

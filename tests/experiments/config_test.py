@@ -6,7 +6,6 @@ from absl import flags
 from absl.testing import absltest
 
 from fedmeta.experiments import config as config_lib
-from fedmeta.experiments import run
 from tests import testing
 
 
@@ -29,9 +28,10 @@ class FromFlagsTest(absltest.TestCase):
     super().tearDown()
 
   def test_every_runner_flag_reaches_the_config(self):
-    testing.runner_config()
-    values = _Reads(run.flag_defaults())
-    config_lib.from_flags(values, frozenset(values))  # All given: all read.
+    defaults = testing.runner_config().defaults
+    values = _Reads(defaults)
+    # All given: all read.
+    config_lib.from_flags(values, frozenset(values), defaults)
     self.assertEqual(values.read, set(values))
 
   def test_config_is_frozen(self):
@@ -75,7 +75,7 @@ class FromFlagsTest(absltest.TestCase):
 
   def test_config_json_records_every_flag(self):
     config = testing.runner_config('--rounds=4')
-    self.assertEqual(dict(config.flags), {**run.flag_defaults(), 'rounds': 4})
+    self.assertEqual(dict(config.flags), {**config.defaults, 'rounds': 4})
 
 
 if __name__ == '__main__':

@@ -87,7 +87,7 @@ def run_cell(root: str, argv: tuple[str, ...]):
     flags.FLAGS(['run', *argv, f'--root_output_dir={root}',
                  f'--experiment_name={name}'])
     try:
-      run.run_experiment()
+      run.run_experiment(run.config_from_flags())
     except run.RunError as e:  # Bulyan against 40%: n < 4f + 3.
       return 'refused: needs ' + str(e).split('needs ', 1)[-1].split(' for')[0]
   with open(summary) as f:

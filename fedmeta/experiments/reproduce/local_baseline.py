@@ -70,7 +70,8 @@ def build(model, model_aggregator, config):
           and not config.spec.meta_learning):
     raise run.RunError('--personalization_eval: local models are fit by the '
                        'personalized evaluation of a FedAvg-family run; give '
-                       'it, with --algorithm=fed_avg')
+                       'it, with --algorithm=fed_avg (or another of that '
+                       'family)')
   return Untrained(model)
 
 
