@@ -1,10 +1,11 @@
 """fedmeta's federated algorithms, each a `build_<name>(model_fn, *, ...)`.
 
-Every builder in `BUILDERS` returns a `tff.learning.templates.LearningProcess`
-composed from broadcast, a client work process, a TFF aggregation factory and
-a server optimizer (see `fedmeta.algorithms.client_work`). `build_pfedhn`'s
-process sends each client its own weights (`tff.federated_select`) and takes
-client keys beside the datasets; the runner does not run it yet.
+Every builder in `BUILDERS` but `build_pfedhn` returns a
+`tff.learning.templates.LearningProcess` composed from broadcast, a client
+work process, a TFF aggregation factory and a server optimizer (see
+`fedmeta.algorithms.client_work`). `build_pfedhn`'s process sends each
+client its own weights (`tff.federated_select`) and takes client keys
+beside the datasets (`specs.AlgorithmSpec.per_client_models`).
 
 `ALGORITHMS` maps each runner name to its `specs.AlgorithmSpec`, declared
 beside the builder (its module's `SPECS`); a new algorithm is its module and
@@ -19,6 +20,7 @@ from fedmeta.algorithms import fed_prox
 from fedmeta.algorithms import fed_sgd
 from fedmeta.algorithms import meta_sgd
 from fedmeta.algorithms import per_fedavg
+from fedmeta.algorithms import pfedhn
 from fedmeta.algorithms import reptile
 from fedmeta.algorithms import specs
 from fedmeta.algorithms.client_work import ClientWeighting
@@ -52,6 +54,7 @@ ALGORITHMS = {
     **reptile.SPECS,
     **per_fedavg.SPECS,
     **fed_protonet.SPECS,
+    **pfedhn.SPECS,
 }
 # Runner name -> builder.
 BUILDERS = {name: spec.builder for name, spec in ALGORITHMS.items()}

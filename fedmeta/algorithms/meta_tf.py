@@ -238,6 +238,9 @@ def per_fedavg_delta(model, weights, dataset: tf.data.Dataset, *,
                          first_order=True)
     query_output, query_y, direction = model.forward_and_gradient(
         (temporary, non_trainable), query)
+    # An embedding's gradient is IndexedSlices, which a Python float or
+    # another IndexedSlices cannot multiply.
+    direction = tuple(tf.convert_to_tensor(d) for d in direction)
     metrics = batch_metrics(model, query_output, query_y)
     if hessian_free:
       hvp = hessian_vector_product(model, (trainable, non_trainable), support,
@@ -263,6 +266,7 @@ def hessian_vector_product(model, weights, batch, vector):
                                       training=True)
     gradients = inner.gradient(batch_output.loss, trainable,
                                unconnected_gradients=ZERO)
+    gradients = [tf.convert_to_tensor(g) for g in gradients]  # IndexedSlices.
     dot = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(v))
                     for g, v in zip(gradients, vector)])
   return tuple(outer.gradient(dot, trainable, unconnected_gradients=ZERO))

@@ -37,6 +37,7 @@ import tensorflow_federated as tff
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import local_tf
+from fedmeta.algorithms import specs
 from fedmeta.data import iteration
 
 # The paper's learning rates: inner (client) SGD 5e-3, hypernetwork and
@@ -63,6 +64,16 @@ def default_embedding_dim(num_clients: int) -> int:
 def _check(condition: bool, message: str) -> None:
   if not condition:
     raise ValueError(message)
+
+
+def server_size(shapes: Shapes, *, num_clients: int, embedding_dim: int,
+                hidden: Sequence[int] = DEFAULT_HIDDEN) -> int:
+  """The entries of `initial_server_weights`' (phi, embeddings)."""
+  widths = (embedding_dim, *hidden)
+  layers = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+  outputs = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+  return (layers + (widths[-1] + 1) * outputs
+          + num_clients * embedding_dim)
 
 
 def initial_server_weights(
@@ -358,11 +369,11 @@ def build_pfedhn(
   def initialize_server():
     phi = tf.nest.map_structure(tf.constant, phi0)
     embeddings = tf.constant(embeddings0)
-    specs = tf.nest.map_structure(tf.TensorSpec.from_tensor,
-                                  (phi, embeddings))
+    tensor_specs = tf.nest.map_structure(tf.TensorSpec.from_tensor,
+                                         (phi, embeddings))
     return collections.OrderedDict(
         hypernetwork=phi, embeddings=embeddings,
-        optimizer_state=server_optimizer.initialize(specs))
+        optimizer_state=server_optimizer.initialize(tensor_specs))
 
   state_type = initialize_server.type_signature.result
 
@@ -461,3 +472,7 @@ def build_pfedhn(
 
   return PFedHNProcess(initialize_fn, next_fn, select_client_weights,
                        model_fn, num_clients, shapes)
+
+
+SPECS = {'pfedhn': specs.AlgorithmSpec(build_pfedhn, specs.client_sgd,
+                                       per_client_models=True)}

@@ -55,6 +55,10 @@ class AlgorithmSpec:
     learned_rates: The trained weights carry per-parameter inner rates
       after the model's (Meta-SGD), which adaptation at evaluation uses.
     tasks_per_client: Takes several tasks (batches) a client a round.
+    per_client_models: Makes each client its own model (pFedHN): the builder
+      takes `num_clients` and `seed` instead of `model_aggregator`, and a
+      round takes each client's key, its index among the training clients
+      (`fedmeta.algorithms.pfedhn.PFedHNProcess`).
   """
   builder: Callable[..., tff.learning.templates.LearningProcess]
   kwargs: Callable[[Hyperparameters], dict]
@@ -63,6 +67,7 @@ class AlgorithmSpec:
   embedding: bool = False
   learned_rates: bool = False
   tasks_per_client: bool = True
+  per_client_models: bool = False
 
   @property
   def meta_learning(self) -> bool:

@@ -1,12 +1,19 @@
 """The runner's learning process and aggregator, from an `ExperimentConfig`
 and the algorithm's spec: no switch on algorithm names."""
 
+import collections
 import re
+from typing import Optional
 
+import numpy as np
+import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedmeta import aggregators
 from fedmeta import algorithms
+from fedmeta import models
+from fedmeta.algorithms import pfedhn
+from fedmeta.experiments import client_data
 from fedmeta.experiments import config as config_lib
 
 SERVER_OPTIMIZERS = {
@@ -19,6 +26,11 @@ SERVER_OPTIMIZERS = {
 }
 # --server_optimizer given without --server_learning_rate.
 DEFAULT_SERVER_LEARNING_RATE = 1.0
+# The most server entries a per-client-model algorithm may hold: pFedHN's
+# heads are (hidden + 1) x the model's weights, and its process keeps a few
+# copies of them (its initial value, the state, the optimizer's), so 1e8
+# float32 entries are some GB already.
+MAX_SERVER_ENTRIES = 10**8
 
 
 def server_optimizer(kind: str, learning_rate: float):
@@ -50,13 +62,79 @@ def server_optimizer_kwargs(config: config_lib.ExperimentConfig) -> dict:
       server.optimizer or spec.server_optimizer, rate)}
 
 
+class PerClientModels:
+  """A process that makes each client its own model
+  (`AlgorithmSpec.per_client_models`: pFedHN), driven as the training loop
+  drives a learning process: `next(state, client_data.Keyed)`, metrics under
+  `client_work`, and `get_model_weights` the server's weights, the
+  hypernetwork's tensors then the clients' embeddings (model_weights.npz)."""
+
+  def __init__(self, process: pfedhn.PFedHNProcess):
+    self._process = process
+    self._hypernetwork = process.initialize()['hypernetwork']
+
+  def initialize(self):
+    return self._process.initialize()
+
+  @property
+  def client_data_type(self) -> tff.types.SequenceType:
+    """The type of a client's dataset in a round."""
+    return self._process.next.type_signature.parameter[2].member
+
+  def next(self, state, clients: client_data.Keyed):
+    output = self._process.next(state, clients.keys, clients.datasets)
+    return tff.learning.templates.LearningProcessOutput(
+        output.state, collections.OrderedDict(
+            client_work=output.metrics, aggregator=(), finalizer=()))
+
+  def get_model_weights(self, state) -> tff.learning.models.ModelWeights:
+    return tff.learning.models.ModelWeights(
+        tuple(tf.nest.flatten(state['hypernetwork']))
+        + (state['embeddings'],), ())
+
+  def server_state(self, weights) -> dict:
+    """`get_model_weights`' inverse: the hypernetwork and embeddings."""
+    return {'hypernetwork': tf.nest.pack_sequence_as(
+        self._hypernetwork, list(weights.trainable[:-1])),
+            'embeddings': weights.trainable[-1]}
+
+  def client_weights(self, weights, key: int):
+    """Client `key`'s generated `ModelWeights`."""
+    return self._process.get_client_weights(self.server_state(weights), key)
+
+
 def build_process(model, model_aggregator,
-                  config: config_lib.ExperimentConfig):
-  """The learning process of `config`'s algorithm on `model`."""
+                  config: config_lib.ExperimentConfig,
+                  num_clients: Optional[int] = None):
+  """The learning process of `config`'s algorithm on `model`
+  (`num_clients`: the training clients, for per-client models).
+
+  Raises:
+    RunError: For an aggregator an algorithm with per-client models cannot
+      take.
+  """
   spec = config.spec
-  return spec.builder(model, model_aggregator=model_aggregator,
-                      **spec.kwargs(config.hyperparameters),
-                      **server_optimizer_kwargs(config))
+  kwargs = {**spec.kwargs(config.hyperparameters),
+            **server_optimizer_kwargs(config)}
+  if not spec.per_client_models:
+    return spec.builder(model, model_aggregator=model_aggregator, **kwargs)
+  if not isinstance(model_aggregator, tff.aggregators.MeanFactory):
+    raise config_lib.RunError(
+        f'--aggregation: {config.algorithm} sums each client\'s update in '
+        'its own row; no aggregation, privacy, compression or update-attack '
+        'flags')
+  shapes = [tuple(w.shape) for w in models.spec(model).weights_type.trainable]
+  entries = pfedhn.server_size(
+      shapes, num_clients=num_clients,
+      embedding_dim=pfedhn.default_embedding_dim(num_clients))
+  if entries > MAX_SERVER_ENTRIES:
+    raise config_lib.RunError(
+        f'--algorithm: {config.algorithm}\'s hypernetwork for this task\'s '
+        f'model ({sum(int(np.prod(s)) for s in shapes):,} weights) would hold '
+        f'{entries:,} entries, over the {MAX_SERVER_ENTRIES:,} this runner '
+        'allows; give the task a smaller model')
+  return PerClientModels(spec.builder(
+      model, num_clients=num_clients, seed=config.seed, **kwargs))
 
 
 def _check_attack(config: config_lib.ExperimentConfig) -> None:
@@ -121,3 +199,49 @@ def build_evaluation(task, config: config_lib.ExperimentConfig):
                      or hyperparameters.inner_steps),
         learned_rates=spec.learned_rates)
   return algorithms.build_fed_eval(task.model_fn())
+
+
+def build_per_client_evaluation(task, config: config_lib.ExperimentConfig,
+                                process: PerClientModels, split):
+  """(weights, held-out client ids) -> each client's {stage: metrics}, for
+  per-client models (Shamsian et al.'s two protocols): a training client's
+  generated model on all its test data ('participating'); a client unseen
+  in training, from an embedding learned on its support set with the
+  hypernetwork frozen, on its query set ('new_client': --eval_inner_steps
+  epochs of SGD at --inner_learning_rate, `pfedhn.learn_new_client`).
+
+  `split(test client data)` marks the new clients' support sets.
+  """
+  model_fn = task.model_fn
+  fed_eval = algorithms.build_fed_eval(model_fn())
+  keys = {cid: key for key, cid in enumerate(task.train.client_ids)}
+  hyperparameters = config.hyperparameters
+  epochs = config.evaluation.inner_steps or hyperparameters.inner_steps
+  new_clients = None  # The split test data, made when first needed.
+
+  def part(dataset, support: bool):
+    return dataset.filter(lambda e: e['support'] == support).map(
+        lambda e: {k: v for k, v in e.items() if k != 'support'})
+
+  def evaluate(weights, client_ids):
+    nonlocal new_clients
+    results = []
+    for cid in client_ids:
+      if cid in keys:
+        results.append({'participating': fed_eval(
+            process.client_weights(weights, keys[cid]),
+            [task.test.create_tf_dataset_for_client(cid).batch(256)])})
+        continue
+      if new_clients is None:
+        new_clients = split(task.test)
+      flagged = new_clients.create_tf_dataset_for_client(cid)
+      _, theta = pfedhn.learn_new_client(
+          model_fn(), process.server_state(weights),
+          part(flagged, True).batch(config.client.batch_size), epochs=epochs,
+          optimizer=tff.learning.optimizers.build_sgdm(
+              hyperparameters.inner_learning_rate))
+      results.append({'new_client': fed_eval(
+          theta, [part(flagged, False).batch(256)])})
+    return results
+
+  return evaluate

@@ -266,6 +266,13 @@ def data_poisoning(task: data.Task, samplers,
   return DataPoisoning(attackers, transform, trigger, image_shape)
 
 
+class Keyed(NamedTuple):
+  """A round's clients for per-client models: each one's key (its index
+  among the training clients) and dataset."""
+  keys: list
+  datasets: list
+
+
 class RoundClients(NamedTuple):
   """Who took part in a round."""
   sampled: int
@@ -277,7 +284,8 @@ class RoundClients(NamedTuple):
 def build_client_datasets(train, sample, samplers, split, poison,
                           config: config_lib.ExperimentConfig, clients: dict):
   """round -> the datasets of its reporting clients, as `config`'s algorithm
-  trains on them; records each round's `RoundClients` in `clients`.
+  trains on them (with their keys, a `Keyed`, for per-client models);
+  records each round's `RoundClients` in `clients`.
 
   Args:
     train: The training clients' `ClientData` (split, where the split is
@@ -298,6 +306,7 @@ def build_client_datasets(train, sample, samplers, split, poison,
   batch_per_episode = (spec.data is specs.Data.EPISODIC
                        or episodes_per_client > 1)
   sampler = samplers[0] if samplers else None
+  keys = {cid: key for key, cid in enumerate(train.client_ids)}
 
   def dataset_of(cid, round_num, source):
     if batch_per_episode:
@@ -338,6 +347,8 @@ def build_client_datasets(train, sample, samplers, split, poison,
         len(sampled), len(reporting), straggling,
         None if poison is None else
         sum(c in poison.attackers for c in reporting))
+    if spec.per_client_models:
+      return Keyed([keys[c] for c in reporting], datasets)
     return datasets
 
   return client_datasets

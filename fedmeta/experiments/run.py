@@ -317,12 +317,6 @@ def config_from_flags() -> config_lib.ExperimentConfig:
       {f.name: f.default for f in runner_flags})
 
 
-def build_process(model, model_aggregator,
-                  config: config_lib.ExperimentConfig):
-  """The learning process of `config` (`builders.build_process`)."""
-  return builders.build_process(model, model_aggregator, config)
-
-
 def _write_client_metrics(output_dir: str, client_ids, results) -> None:
   """The latest evaluation of each held-out client, to CLIENTS_JSON."""
   metrics = {
@@ -332,21 +326,37 @@ def _write_client_metrics(output_dir: str, client_ids, results) -> None:
   training_loop.write_json(metrics, os.path.join(output_dir, CLIENTS_JSON))
 
 
+def _summarize_stages(results: list) -> dict:
+  """`evaluation.summarize` of each stage's clients (a client has one)."""
+  summary = {}
+  for stage in dict.fromkeys(s for r in results for s in r):
+    stage_summary = evaluation_lib.summarize(
+        [r for r in results if stage in r])
+    summary[stage] = {'num_clients': stage_summary['num_clients'],
+                      **stage_summary.get(stage, {})}
+  return summary
+
+
 def build_round_metrics(process, num_clients: int, clients: dict,
                         config: config_lib.ExperimentConfig):
   """Round -> its client counts, bytes moved and privacy spent.
 
-  Bytes are measured from the tensors: the broadcast model's, and what a
-  client's update encodes to (`fedmeta.aggregation.update_bytes`).
+  Bytes are measured from the tensors: the model a client receives, and what
+  its update encodes to (`fedmeta.aggregation.update_bytes`); with
+  per-client models, the update is a row of a [num_clients, ...] sum (its
+  count vector aside).
   """
-  weights = process.get_model_weights(process.initialize())
+  per_client = config.spec.per_client_models
+  state = process.initialize()
+  weights = (process.client_weights(process.get_model_weights(state), 0)
+             if per_client else process.get_model_weights(state))
   model_bytes = sum(np.asarray(w).nbytes for w in tf.nest.flatten(weights))
   aggregator = config.aggregator
   client_bytes = aggregation.update_bytes(
       [tf.TensorSpec(np.shape(w), tf.as_dtype(np.asarray(w).dtype))
        for w in weights.trainable],
       compression_bits=aggregator.compression_bits,
-      rotation=aggregator.rotation)
+      rotation=aggregator.rotation) * (num_clients if per_client else 1)
 
   def round_metrics(round_num: int) -> dict:
     sampled, reporting, straggling, poisoners = clients.pop(round_num)
@@ -434,6 +444,9 @@ def prepare(config: config_lib.ExperimentConfig,
                                                or not config.personalize):
     raise RunError('--eval_support: only for personalized evaluation '
                    '(meta-learning or --personalization_eval) without --ways')
+  if spec.per_client_models and config.evaluation.personalization:
+    raise RunError(f'--personalization_eval: {config.algorithm} evaluates '
+                   "each client's own model already")
   fresh_split = None  # A support/query split drawn afresh each round.
   if config.personalize and not samplers:
     split = client_data.support_query_split(task, config)
@@ -455,8 +468,11 @@ def prepare(config: config_lib.ExperimentConfig,
                      f'{task_name}_{config.algorithm}{name_suffix}_seed'
                      f'{config.seed}')
   model_fn = task.embedding_fn if spec.embedding else task.model_fn
-  process = (process_fn or build_process)(model_fn(), model_aggregator,
-                                          config)
+  if process_fn:
+    process = process_fn(model_fn(), model_aggregator, config)
+  else:
+    process = builders.build_process(model_fn(), model_aggregator, config,
+                                     num_clients=num_clients)
   # After the process: its model draws the seeded initial weights first.
   poison = client_data.data_poisoning(task, samplers, config)
   sample = training_loop.build_uniform_sampler(
@@ -479,7 +495,7 @@ def run_experiment(config: config_lib.ExperimentConfig,
   Args:
     config: The experiment (`config_from_flags`).
     process_fn: (model, model aggregator, config) -> the process to run, in
-      place of `build_process`'s (a centralized baseline, say).
+      place of `builders.build_process`'s (a centralized baseline, say).
     name_suffix: Recorded in config.json (a run resumes only with the same)
       and added to the default --experiment_name.
   """
@@ -492,7 +508,11 @@ def run_experiment(config: config_lib.ExperimentConfig,
                                  experiment.recorded_config)
   set_execution_context(config)
 
-  evaluate = builders.build_evaluation(task, config)
+  if spec.per_client_models:
+    evaluate = builders.build_per_client_evaluation(
+        task, config, process, client_data.support_query_split(task, config))
+  else:
+    evaluate = builders.build_evaluation(task, config)
   round_metrics = build_round_metrics(
       process, len(task.train.client_ids), experiment.clients, config)
   eval_ids = test.client_ids[:config.evaluation.clients]
@@ -520,6 +540,10 @@ def run_experiment(config: config_lib.ExperimentConfig,
       metrics['backdoor_success_rate'] = next(
           v for k, v in triggered.items() if k.endswith('accuracy'))
       return metrics
+    if spec.per_client_models:
+      results = evaluate(weights, eval_ids)
+      _write_client_metrics(output_dir, eval_ids, results)
+      return _summarize_stages(results)
     if not config.personalize or spec.embedding or samplers:
       return evaluate(weights, test_datasets)
     results = evaluate(weights, test_datasets, clients=True)

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedmeta import algorithms
+from fedmeta import models
 from fedmeta import runtime
 from fedmeta.algorithms import meta_sgd
 from tests import testing
@@ -128,6 +129,37 @@ class MetaVariantsTest(absltest.TestCase):
                   for i, w in enumerate(self.initial)]
       self.assertLess(testing.max_abs_diff(weights.trainable, expected),
                       1e-6, f'hessian_free={hessian_free}')
+
+  def test_per_fedavg_on_an_embedding_is_a_maml_step(self):
+    # An Embedding's gradient is IndexedSlices (LEAF Shakespeare's model).
+    def keras_model():
+      return tf.keras.Sequential([
+          tf.keras.layers.Input([3], dtype=tf.int32),
+          tf.keras.layers.Embedding(7, 4), tf.keras.layers.Flatten(),
+          tf.keras.layers.Dense(testing.NUM_CLASSES)])
+    model = models.from_keras(
+        keras_model,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        input_spec={'x': tf.TensorSpec([None, 3], tf.int32),
+                    'y': tf.TensorSpec([None], tf.int32)})
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 7, (10, 3)).astype(np.int32)
+    y = rng.integers(0, testing.NUM_CLASSES, 10).astype(np.int32)
+    datasets = [testing.flagged_dataset(x, y, np.arange(10) < 5)]
+    beta = 0.05
+    for hessian_free, builder in ((True, algorithms.build_per_fedavg_hf),
+                                  (False, algorithms.build_per_fedavg_fo)):
+      per_fedavg, _ = testing.run_rounds(builder(
+          model, inner_learning_rate=0.4, outer_learning_rate=beta,
+          local_steps=1, server_optimizer=SGD1()), datasets, 1)
+      maml, _ = testing.run_rounds(algorithms.build_fed_maml(
+          model, inner_learning_rate=0.4, first_order=not hessian_free,
+          server_optimizer=tff.learning.optimizers.build_sgdm(beta)),
+          datasets, 1)
+      self.assertLess(testing.max_abs_diff(per_fedavg.trainable,
+                                           maml.trainable), 1e-6)
+      self.assertGreater(testing.max_abs_diff(
+          per_fedavg.trainable, model.initial_weights[0]), 1e-4)
 
   def test_per_fedavg_two_local_steps_by_hand(self):
     # Fallah et al.'s tau = 2 on one client: two MAML steps in a row, each

@@ -259,6 +259,13 @@ class HypernetworkMathTest(absltest.TestCase):
     return sum(float(np.sum(t * d[k])) for k in range(3) for t, d in zip(
         np_generate(phi, embeddings[k], self.shapes), self.delta_sums))
 
+  def test_server_size_counts_the_initial_weights(self):
+    entries = sum(np.size(a) for a in tf.nest.flatten(self.phi))
+    self.assertEqual(
+        pfedhn.server_size(self.shapes, num_clients=3, embedding_dim=3,
+                           hidden=(5, 4)),
+        entries + np.size(self.embeddings))
+
   def test_generate_matches_numpy(self):
     for k in range(3):
       got = pfedhn.generate(self.phi, self.embeddings[k], self.shapes)

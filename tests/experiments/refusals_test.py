@@ -157,6 +157,12 @@ class RefusalsTest(parameterized.TestCase):
        ['--malicious_fraction=0.5', '--attack=alie'], '--malicious_fraction'),
       ('weiszfeld_flag_for_mean', ['--weiszfeld_iterations=2'],
        '--weiszfeld_iterations'),
+      ('pfedhn_with_a_robust_rule',
+       ['--algorithm=pfedhn', '--aggregation=median'],
+       '--aggregation: pfedhn sums each client'),
+      ('pfedhn_with_personalization_eval',
+       ['--algorithm=pfedhn', '--personalization_eval'],
+       '--personalization_eval: pfedhn evaluates'),
       ('centered_clip_radius_zero',
        ['--aggregation=centered_clip', '--clip_norm=0'], '--clip_norm'))
   def test_bad_flag_is_one_line_error(self, args, flag):

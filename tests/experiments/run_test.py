@@ -194,6 +194,18 @@ class RunTest(parameterized.TestCase):
     self.assertGreater(
         float(rows[-1]['eval/after/loss/ci95']), 0)
 
+  def test_pfedhn_run_continued_equals_uninterrupted_run(self):
+    rows = self._continued_equals_uninterrupted(
+        [*SMALL, '--algorithm=pfedhn', '--client_learning_rate=0.05'], 3)
+    # digits' test clients are its 6 training clients: each scored with its
+    # own generated model.
+    self.assertEqual(rows[-1]['eval/participating/num_clients'], '6')
+    self.assertNotIn('eval/new_client/num_clients', rows[-1])
+    # Each client gets its own model, and uploads its delta in its own row
+    # of a 6-row sum.
+    self.assertEqual(int(rows[0]['bytes/client_to_server']),
+                     6 * int(rows[0]['bytes/server_to_client']))
+
   def test_episodes_per_client_are_tasks_of_the_round(self):
     rows = self._continued_equals_uninterrupted(
         [*SMALL, '--algorithm=fed_maml', '--ways=3', '--shots=1',

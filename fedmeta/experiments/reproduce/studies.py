@@ -60,6 +60,10 @@ def _before(metric):
 
 
 ACC = 'sparse_categorical_accuracy'
+# pFedHN's: a training client's own generated model, a new client's from
+# the embedding it learned (fedmeta.experiments.builders).
+_PARTICIPATING_ACC = f'eval/participating/{ACC}/mean'
+_NEW_CLIENT_ACC = f'eval/new_client/{ACC}/mean'
 
 
 def _fedmeta_runs(task: str, inner_flags: tuple[str, ...]) -> tuple[Run, ...]:
@@ -294,6 +298,10 @@ STUDIES = {
                 'fed MAML', _after(ACC), 'above FedAvg + fine-tune')),
             Run('reptile', 'wisdm_reptile', rows=_percentile_rows(
                 'Reptile', _after(ACC), 'above FedAvg + fine-tune')),
+            Run('pfedhn', 'wisdm_pfedhn', rows=_percentile_rows(
+                'pFedHN (an embedding learned on K = 5 per activity)',
+                _NEW_CLIENT_ACC, 'pFedHN above FedAvg + fine-tune '
+                '(Shamsian et al. 2021)')),
             Run('local', 'wisdm_fed_avg',
                 ('--rounds=1', '--eval_inner_steps=300'),
                 rows=_percentile_rows('local model (K = 5 per activity)',
@@ -304,20 +312,28 @@ STUDIES = {
         ) + tuple(
             # The federated HAR papers' protocol: every user trains on 75%
             # of its windows and is scored on the rest; personalized models
-            # adapt on the user's own 75% (--eval_support=train).
-            Run(f'within_user_{name}', 'wisdm_fed_avg',
-                ('--task_option=protocol=within_user', '--eval_support=train',
-                 *flags),
+            # adapt on the user's own 75% (--eval_support=train), pFedHN's
+            # are each user's own.
+            Run(f'within_user_{name}', config,
+                ('--task_option=protocol=within_user', *flags),
                 rows=rows, short=short, module=module)
-            for name, flags, short, module, rows in (
-                ('fed_avg', ('--inner_steps=100',), (), 'fedmeta.experiments.run',
+            for name, config, flags, short, module, rows in (
+                ('fed_avg', 'wisdm_fed_avg',
+                 ('--eval_support=train', '--inner_steps=100'), (),
+                 'fedmeta.experiments.run',
                  _percentile_rows('within users: FedAvg (global model)',
                                   _before(ACC), 'global model 94-95% (UCI '
                                   'HAR)')
                  + _percentile_rows('within users: FedAvg + fine-tune',
                                     _after(ACC), '')),
-                ('local', ('--rounds=1', '--eval_inner_steps=1000',
-                           '--inner_learning_rate=0.5'), ('--rounds=1',),
+                ('pfedhn', 'wisdm_pfedhn', (), (), 'fedmeta.experiments.run',
+                 _percentile_rows('within users: pFedHN', _PARTICIPATING_ACC,
+                                  'above FedAvg + fine-tune (Shamsian et '
+                                  'al. 2021)')),
+                ('local', 'wisdm_fed_avg',
+                 ('--eval_support=train', '--rounds=1',
+                  '--eval_inner_steps=1000', '--inner_learning_rate=0.5'),
+                 ('--rounds=1',),
                  'fedmeta.experiments.reproduce.local_baseline',
                  _percentile_rows('within users: local model', _after(ACC),
                                   'local models 98.3% (UCI HAR)')))),
