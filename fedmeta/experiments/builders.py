@@ -214,7 +214,7 @@ def build_per_client_evaluation(task, config: config_lib.ExperimentConfig,
   """
   model_fn = task.model_fn
   fed_eval = algorithms.build_fed_eval(model_fn())
-  keys = {cid: key for key, cid in enumerate(task.train.client_ids)}
+  keys = client_data.client_keys(task.train)
   hyperparameters = config.hyperparameters
   epochs = config.evaluation.inner_steps or hyperparameters.inner_steps
   new_clients = None  # The split test data, made when first needed.

@@ -266,6 +266,12 @@ def data_poisoning(task: data.Task, samplers,
   return DataPoisoning(attackers, transform, trigger, image_shape)
 
 
+def client_keys(client_data) -> dict:
+  """Client id -> its key for per-client models: its index in `client_data`
+  (the training clients), in training and at evaluation alike."""
+  return {cid: key for key, cid in enumerate(client_data.client_ids)}
+
+
 class Keyed(NamedTuple):
   """A round's clients for per-client models: each one's key (its index
   among the training clients) and dataset."""
@@ -306,7 +312,7 @@ def build_client_datasets(train, sample, samplers, split, poison,
   batch_per_episode = (spec.data is specs.Data.EPISODIC
                        or episodes_per_client > 1)
   sampler = samplers[0] if samplers else None
-  keys = {cid: key for key, cid in enumerate(train.client_ids)}
+  keys = client_keys(train)
 
   def dataset_of(cid, round_num, source):
     if batch_per_episode:
