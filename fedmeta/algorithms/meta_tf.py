@@ -11,7 +11,7 @@ adapter (`fedmeta.models.build`; a `FunctionalModel`'s) and weights as
 """
 
 import collections
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -36,13 +36,9 @@ def num_rows(batch) -> tf.Tensor:
   return tf.shape(batch['y'], out_type=tf.int64)[0]
 
 
-def sgd_step(model, weights, batch, learning_rates: Sequence[tf.Tensor], *,
-             first_order: bool):
-  """One differentiable SGD step on `batch`; returns new trainable weights.
-
-  `learning_rates` holds one scalar or one per-parameter tensor (Meta-SGD)
-  per trainable weight.
-  """
+def loss_gradients(model, weights, batch, *, first_order: bool = True):
+  """Gradients of the loss on `batch` with respect to the trainable weights
+  (stopped, unless `first_order` is False, for a differentiable step)."""
   trainable, non_trainable = weights
   with tf.GradientTape() as tape:
     tape.watch(trainable)
@@ -52,8 +48,49 @@ def sgd_step(model, weights, batch, learning_rates: Sequence[tf.Tensor], *,
                             unconnected_gradients=ZERO)
   if first_order:
     gradients = [tf.stop_gradient(g) for g in gradients]
+  return gradients
+
+
+def sgd_step(model, weights, batch, learning_rates: Sequence[tf.Tensor], *,
+             first_order: bool):
+  """One differentiable SGD step on `batch`; returns new trainable weights.
+
+  `learning_rates` holds one scalar or one per-parameter tensor (Meta-SGD)
+  per trainable weight.
+  """
+  gradients = loss_gradients(model, weights, batch, first_order=first_order)
   return tuple(w - lr * g
-               for w, lr, g in zip(trainable, learning_rates, gradients))
+               for w, lr, g in zip(weights[0], learning_rates, gradients))
+
+
+def minibatch(support, step, batch_size: Optional[int]):
+  """Minibatch `step` of `support` (all of it when `batch_size` is None).
+
+  The support's n rows form m = ceil(n / batch_size) minibatches, row r in
+  minibatch r mod m, taken in turn (step mod m), so m steps are one pass
+  without replacement. Episodes list their support class by class, which
+  makes each minibatch a class-balanced draw of the episode's random shots.
+  """
+  if batch_size is None:
+    return support
+  n = num_rows(support)
+  m = (n + batch_size - 1) // batch_size
+  rows = tf.range(tf.math.floormod(tf.cast(step, tf.int64), m), n, m)
+  return {k: tf.gather(v, rows) for k, v in support.items()}
+
+
+def optimizer_step(model, weights, batch, optimizer, optimizer_state):
+  """One first-order step of a `tff.learning.optimizers.Optimizer`:
+  (its new state, new trainable weights)."""
+  trainable = tuple(weights[0])
+  gradients = tuple(loss_gradients(model, (trainable, weights[1]), batch))
+  state, trainable = optimizer.next(optimizer_state, trainable, gradients)
+  return state, tuple(trainable)
+
+
+def initial_optimizer_state(optimizer, trainable):
+  return optimizer.initialize(
+      tuple(tf.TensorSpec(w.shape, w.dtype) for w in trainable))
 
 
 def adapt(model, weights, support, learning_rates, *, inner_steps: int,
@@ -196,17 +233,27 @@ def meta_sgd_gradient(model, weights, dataset: tf.data.Dataset, *,
 
 
 def reptile_delta(model, weights, dataset: tf.data.Dataset, *,
-                  inner_learning_rate: float,
-                  inner_steps: int) -> local_tf.LocalResult:
-  """Reptile's client step (Nichol et al. 2018): `inner_steps` full-batch SGD
-  steps on the support set; the update is `initial - adapted`, weighted by
-  the support examples. Metrics are the query metrics after adaptation."""
+                  inner_learning_rate: float, inner_steps: int,
+                  inner_optimizer: Optional[tff.learning.optimizers.Optimizer]
+                  = None,
+                  inner_batch_size: Optional[int] = None
+                  ) -> local_tf.LocalResult:
+  """Reptile's client step (Nichol et al. 2018): `inner_steps` steps of
+  `inner_optimizer` (SGD at `inner_learning_rate` if None), from a fresh
+  optimizer state, each on the whole support set or on its `minibatch`es of
+  `inner_batch_size`; the update is `initial - adapted`, weighted by the
+  support examples. Metrics are the query metrics after adaptation."""
   support, query = support_and_query(dataset)
   trainable, non_trainable = weights
   initial = tuple(trainable)
-  adapted = adapt(model, (initial, non_trainable), support,
-                  scalar_rates(inner_learning_rate, initial),
-                  inner_steps=inner_steps, first_order=True)
+  optimizer = inner_optimizer or tff.learning.optimizers.build_sgdm(
+      inner_learning_rate)
+  state = initial_optimizer_state(optimizer, initial)
+  adapted = initial
+  for step in range(inner_steps):
+    state, adapted = optimizer_step(
+        model, (adapted, non_trainable),
+        minibatch(support, step, inner_batch_size), optimizer, state)
   query_output, query_y = model.forward((adapted, non_trainable), query,
                                         training=False)
   return local_tf.LocalResult(
@@ -273,8 +320,10 @@ def hessian_vector_product(model, weights, batch, vector):
 
 
 def personalize(model, weights, dataset: tf.data.Dataset, learning_rates, *,
-                inner_steps: int):
-  """Query metrics before and after `inner_steps` support steps.
+                inner_steps: int,
+                optimizer: Optional[tff.learning.optimizers.Optimizer] = None):
+  """Query metrics before and after `inner_steps` support steps: SGD at
+  `learning_rates`, or steps of `optimizer` from a fresh state.
 
   Returns:
     `OrderedDict(before=..., after=...)` of unfinalized metrics states (see
@@ -282,19 +331,31 @@ def personalize(model, weights, dataset: tf.data.Dataset, learning_rates, *,
   """
   support, query = support_and_query(dataset)
   trainable, non_trainable = weights
+  trainable = tuple(trainable)
   # Nothing differentiates through evaluation, so the steps are a graph
   # loop: hundreds of them (local models, long fine-tuning) cost one step's
   # graph, where `adapt` would unroll them all.
-  _, adapted = tf.while_loop(
-      lambda step, _: step < inner_steps,
-      lambda step, w: (step + 1, tuple(sgd_step(
-          model, (w, non_trainable), support, learning_rates,
-          first_order=True))),
-      (tf.constant(0), tuple(trainable)))
+  if optimizer is None:
+    _, adapted = tf.while_loop(
+        lambda step, _: step < inner_steps,
+        lambda step, w: (step + 1, tuple(sgd_step(
+            model, (w, non_trainable), support, learning_rates,
+            first_order=True))),
+        (tf.constant(0), trainable))
+  else:
+    def step_fn(step, w, state):
+      state, w = optimizer_step(model, (w, non_trainable), support, optimizer,
+                                state)
+      return step + 1, w, state
+
+    _, adapted, _ = tf.while_loop(
+        lambda step, *_: step < inner_steps, step_fn,
+        (tf.constant(0), trainable,
+         initial_optimizer_state(optimizer, trainable)))
 
   def query_metrics(w):
     return batch_metrics(model, *model.forward((w, non_trainable), query,
                                                training=False))
 
-  return collections.OrderedDict(before=query_metrics(tuple(trainable)),
+  return collections.OrderedDict(before=query_metrics(trainable),
                                  after=query_metrics(adapted))

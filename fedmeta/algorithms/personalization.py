@@ -9,6 +9,7 @@ https://arxiv.org/abs/1802.07876). On FedAvg weights it gives FedMeta's
 """
 
 import collections
+from typing import Optional
 
 import tensorflow_federated as tff
 
@@ -21,7 +22,9 @@ from fedmeta.algorithms import meta_tf
 def build_personalization_eval(model_fn: models.ModelFn, *,
                                inner_learning_rate: float = 0.01,
                                inner_steps: int = 1,
-                               learned_rates: bool = False):
+                               learned_rates: bool = False,
+                               inner_optimizer: Optional[
+                                   tff.learning.optimizers.Optimizer] = None):
   """Builds `evaluate(weights, client_datasets) -> summary`.
 
   Paper: Finn et al. 2017 (meta-test protocol),
@@ -36,6 +39,8 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
     inner_steps: Adaptation steps, each on the whole support set.
     learned_rates: Weights are Meta-SGD's (model weights then per-parameter
       rates, `fedmeta.algorithms.meta_sgd`); adapt with those rates.
+    inner_optimizer: Adapt with this optimizer, from a fresh state, instead
+      of SGD (Reptile's Adam, `fedmeta.algorithms.specs.inner_optimizer`).
 
   Returns:
     A function of (`tff.learning.models.ModelWeights`, list of client
@@ -60,7 +65,8 @@ def build_personalization_eval(model_fn: models.ModelFn, *,
     else:
       rates = meta_tf.scalar_rates(inner_learning_rate, trainable)
     metrics = meta_tf.personalize(model, (trainable, non_trainable), dataset,
-                                  rates, inner_steps=inner_steps)
+                                  rates, inner_steps=inner_steps,
+                                  optimizer=inner_optimizer)
     return collections.OrderedDict(
         (stage, finalize(state)) for stage, state in metrics.items())
 

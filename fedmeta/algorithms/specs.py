@@ -35,6 +35,10 @@ class Hyperparameters:
   distance: str = 'squared_euclidean'
   # Tasks a client trains on each round (its batches, with `Data.SUPPORT`).
   episodes_per_client: int = 1
+  # One of INNER_OPTIMIZERS, and the support minibatch of an inner step
+  # (None: all of it), for specs with `inner_optimizers`.
+  inner_optimizer: str = 'sgd'
+  inner_batch_size: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,9 @@ class AlgorithmSpec:
     learned_rates: The trained weights carry per-parameter inner rates
       after the model's (Meta-SGD), which adaptation at evaluation uses.
     tasks_per_client: Takes several tasks (batches) a client a round.
+    inner_optimizers: Takes `Hyperparameters.inner_optimizer` and
+      `inner_batch_size` (first-order inner loops: Reptile); adaptation at
+      evaluation uses the same optimizer.
     per_client_models: Makes each client its own model (pFedHN): the builder
       takes `num_clients` and `seed` instead of `model_aggregator`, and a
       round takes each client's key, its index among the training clients
@@ -67,12 +74,32 @@ class AlgorithmSpec:
   embedding: bool = False
   learned_rates: bool = False
   tasks_per_client: bool = True
+  inner_optimizers: bool = False
   per_client_models: bool = False
 
   @property
   def meta_learning(self) -> bool:
     """Trains on tasks and is evaluated on held-out tasks."""
     return self.data is not Data.PLAIN
+
+
+# Inner (and adaptation) optimizers by name. 'adam' is Nichol et al.'s
+# (2018) Omniglot optimizer, TF1's Adam with beta_1 = 0 (epsilon 1e-8).
+INNER_OPTIMIZERS = ('sgd', 'adam')
+
+
+def inner_optimizer(hyperparameters: Hyperparameters
+                    ) -> Optional[tff.learning.optimizers.Optimizer]:
+  """`Hyperparameters.inner_optimizer` at the inner learning rate; None for
+  plain SGD, which the inner loops run themselves."""
+  if hyperparameters.inner_optimizer == 'sgd':
+    return None
+  if hyperparameters.inner_optimizer == 'adam':
+    return tff.learning.optimizers.build_adam(
+        hyperparameters.inner_learning_rate, beta_1=0.0, epsilon=1e-8)
+  raise ValueError(
+      f'inner_optimizer: one of {INNER_OPTIMIZERS}, got '
+      f'{hyperparameters.inner_optimizer!r}')
 
 
 def client_sgd(hyperparameters: Hyperparameters) -> dict:

@@ -38,17 +38,55 @@ def cnn_model_fn(num_classes: int = NUM_CLASSES):
       keras_model, tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32))
 
 
+def lenet_model_fn(num_classes: int = NUM_CLASSES):
+  """pFedHN's target network (Shamsian et al. 2021, their CNNTarget): 5x5
+  conv (16, 32, no padding) + 2x2 max-pool blocks, dense 120 and 84, softmax
+  over `num_classes`; 90,242 weights for 62 classes, against the LEAF CNN's
+  6.6 million, so that a hypernetwork can generate it."""
+  def keras_model():
+    return tf.keras.Sequential([
+        tf.keras.layers.Input(IMAGE_SHAPE),
+        tf.keras.layers.Conv2D(16, 5, activation='relu'),
+        tf.keras.layers.MaxPool2D(2),
+        tf.keras.layers.Conv2D(32, 5, activation='relu'),
+        tf.keras.layers.MaxPool2D(2),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(120, activation='relu'),
+        tf.keras.layers.Dense(84, activation='relu'),
+        tf.keras.layers.Dense(num_classes),
+    ])
+  return task_lib.classifier(
+      keras_model, tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32))
+
+
 def model_fn():
   return cnn_model_fn(NUM_CLASSES)
 
 
-def load(data_dir: str | None = None) -> task_lib.Task:
+MODELS = {'cnn': cnn_model_fn, 'lenet': lenet_model_fn}
+# Test clients: every writer's test data, the training writers' only (each
+# scored as a participating client), or the writers never in training.
+TEST_WRITERS = ('all', 'seen', 'unseen')
+
+
+def load(data_dir: str | None = None, *, model: str = 'cnn',
+         test_writers: str = 'all') -> task_lib.Task:
   """Writers as clients.
 
   Args:
     data_dir: Folder with `femnist_leaf_subset.npz` (or its parent with
       `femnist/`); default `fedmeta.data.files.default_data_dir`.
+    model: 'cnn' (LEAF's) or 'lenet' (pFedHN's target network), `MODELS`.
+    test_writers: One of `TEST_WRITERS`: the test clients are all writers'
+      test data (184), the 105 training writers' only, or the 79 writers'
+      with no training data.
   """
+  if model not in MODELS:
+    raise task_lib.DataError(
+        f'model: must be one of {tuple(MODELS)}, got {model!r}')
+  if test_writers not in TEST_WRITERS:
+    raise task_lib.DataError(
+        f'test_writers: must be one of {TEST_WRITERS}, got {test_writers!r}')
   path = f'{files.resolve(data_dir, "femnist")}/{FILE}'
   arrays = files.load_npz(path, ('x', 'y', 'user', 'split'))
   x, y, users, splits = (arrays[k] for k in ('x', 'y', 'user', 'split'))
@@ -60,14 +98,21 @@ def load(data_dir: str | None = None) -> task_lib.Task:
     raise task_lib.DataError(f'{path}: labels outside 0..{NUM_CLASSES - 1}')
   x = (1.0 - x.astype(np.float32) / 255.0)[..., None]
   y = y.astype(np.int32)
+  seen = set(np.unique(users[splits == 'train']).tolist())
 
-  def by_writer(split):
-    writers = np.unique(users[splits == split])
-    if not len(writers):  # pylint: disable=g-explicit-length-test
-      raise task_lib.DataError(f'{path}: no {split!r} examples')
+  def by_writer(split, keep=lambda writer: True):
+    writers = [w for w in np.unique(users[splits == split]) if keep(w)]
+    if not writers:
+      raise task_lib.DataError(f'{path}: no {split!r} examples'
+                               + ('' if split == 'train' else
+                                  f' of test_writers={test_writers}'))
     parts = [np.flatnonzero((users == w) & (splits == split))
              for w in writers]
     return task_lib.client_data_from_arrays(x, y, parts, ids=list(writers))
 
-  return task_lib.Task(name='femnist', train=by_writer('train'),
-                       test=by_writer('test'), model_fn=model_fn)
+  keep = {'all': lambda w: True, 'seen': lambda w: w in seen,
+          'unseen': lambda w: w not in seen}[test_writers]
+  return task_lib.Task(
+      name='femnist', train=by_writer('train'),
+      test=by_writer('test', keep),
+      model_fn=lambda: MODELS[model](NUM_CLASSES))

@@ -13,6 +13,7 @@ from fedmeta import aggregators
 from fedmeta import algorithms
 from fedmeta import models
 from fedmeta.algorithms import pfedhn
+from fedmeta.algorithms import specs
 from fedmeta.experiments import client_data
 from fedmeta.experiments import config as config_lib
 
@@ -38,14 +39,62 @@ def server_optimizer(kind: str, learning_rate: float):
   return SERVER_OPTIMIZERS[kind](learning_rate)
 
 
+def _linear_decay(rate: float, rounds: int, factor: float):
+  del factor  # To 0.
+  return lambda round_index: rate * tf.maximum(
+      0.0, 1.0 - tf.cast(round_index, tf.float32) / rounds)
+
+
+def _step_decay(rate: float, rounds: int, factor: float):
+  return lambda round_index: rate * tf.pow(
+      factor, tf.cast(round_index // rounds, tf.float32))
+
+
+# --server_learning_rate_decay: (rate, decay rounds, factor) -> the rate of
+# the round of index i (0 for round 1).
+LEARNING_RATE_DECAYS = {'none': None, 'linear': _linear_decay,
+                        'step': _step_decay}
+
+
+def _check_decay(config: config_lib.ExperimentConfig) -> None:
+  server, given = config.server, config.given
+  if server.decay == 'none':
+    for name in ('server_learning_rate_decay_rounds',
+                 'server_learning_rate_decay_factor'):
+      if name in given:
+        raise config_lib.RunError(f'--{name}: needs '
+                                  '--server_learning_rate_decay')
+    return
+  if config.spec.server_optimizer is None:
+    raise config_lib.RunError(
+        f'--server_learning_rate_decay: {config.algorithm} fixes its server '
+        'optimizer; use --algorithm=fed_avg to choose one')
+  if server.learning_rate is None:
+    raise config_lib.RunError(
+        '--server_learning_rate_decay: needs --server_learning_rate')
+  if server.decay_rounds is None:
+    raise config_lib.RunError(
+        '--server_learning_rate_decay_rounds: needs a value with '
+        f'--server_learning_rate_decay={server.decay}')
+  if (server.decay == 'linear'
+      and 'server_learning_rate_decay_factor' in given):
+    raise config_lib.RunError(
+        '--server_learning_rate_decay_factor: only for '
+        '--server_learning_rate_decay=step (linear decays to 0)')
+
+
 def server_optimizer_kwargs(config: config_lib.ExperimentConfig) -> dict:
   """The builder's server optimizer arguments: none (its own default) unless
-  a server flag is given; a learning rate alone keeps the optimizer's kind.
+  a server flag is given; a learning rate alone keeps the optimizer's kind;
+  a decay schedules the rate (`tff.learning.optimizers.
+  schedule_learning_rate`, which counts rounds in the optimizer's state).
 
   Raises:
-    RunError: For a server optimizer the algorithm fixes.
+    RunError: For a server optimizer the algorithm fixes, or decay flags
+      that do not combine.
   """
   spec, server = config.spec, config.server
+  _check_decay(config)
   if spec.server_optimizer is None:
     if server.optimizer is not None:
       raise config_lib.RunError(
@@ -58,8 +107,25 @@ def server_optimizer_kwargs(config: config_lib.ExperimentConfig) -> dict:
     return {}
   rate = (DEFAULT_SERVER_LEARNING_RATE if server.learning_rate is None
           else server.learning_rate)
-  return {'server_optimizer': server_optimizer(
-      server.optimizer or spec.server_optimizer, rate)}
+  optimizer = server_optimizer(server.optimizer or spec.server_optimizer, rate)
+  decay = LEARNING_RATE_DECAYS[server.decay]
+  if decay is not None:
+    optimizer = tff.learning.optimizers.schedule_learning_rate(
+        optimizer, decay(rate, server.decay_rounds, server.decay_factor))
+  return {'server_optimizer': optimizer}
+
+
+def check_inner_optimizer(config: config_lib.ExperimentConfig) -> None:
+  """Refuses --inner_optimizer and --inner_batch_size for an algorithm that
+  does not take them."""
+  if config.spec.inner_optimizers:
+    return
+  for name in ('inner_optimizer', 'inner_batch_size'):
+    if name in config.given:
+      takes = sorted(n for n, s in algorithms.ALGORITHMS.items()
+                     if s.inner_optimizers)
+      raise config_lib.RunError(
+          f'--{name}: for {", ".join(takes)} only, not {config.algorithm}')
 
 
 class PerClientModels:
@@ -197,7 +263,9 @@ def build_evaluation(task, config: config_lib.ExperimentConfig):
         task.model_fn(), inner_learning_rate=hyperparameters.inner_learning_rate,
         inner_steps=(config.evaluation.inner_steps
                      or hyperparameters.inner_steps),
-        learned_rates=spec.learned_rates)
+        learned_rates=spec.learned_rates,
+        inner_optimizer=(specs.inner_optimizer(hyperparameters)
+                         if spec.inner_optimizers else None))
   return algorithms.build_fed_eval(task.model_fn())
 
 

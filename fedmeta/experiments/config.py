@@ -47,10 +47,14 @@ class ClientConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
-  """--server_optimizer and --server_learning_rate; None where not given
-  (the algorithm's own)."""
+  """--server_optimizer and --server_learning_rate, None where not given
+  (the algorithm's own), and the rate's --server_learning_rate_decay
+  schedule."""
   optimizer: Optional[str]
   learning_rate: Optional[float]
+  decay: str = 'none'
+  decay_rounds: Optional[int] = None
+  decay_factor: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,15 +189,21 @@ def from_flags(values: Mapping[str, Any], given: frozenset[str],
           max_examples=values['max_client_examples'],
           dropout_rate=values['dropout_rate'],
           straggler_fraction=values['straggler_fraction']),
-      server=ServerConfig(optimizer=given_or_none('server_optimizer'),
-                          learning_rate=given_or_none('server_learning_rate')),
+      server=ServerConfig(
+          optimizer=given_or_none('server_optimizer'),
+          learning_rate=given_or_none('server_learning_rate'),
+          decay=values['server_learning_rate_decay'],
+          decay_rounds=values['server_learning_rate_decay_rounds'],
+          decay_factor=values['server_learning_rate_decay_factor']),
       hyperparameters=specs.Hyperparameters(
           client_learning_rate=values['client_learning_rate'],
           inner_learning_rate=values['inner_learning_rate'],
           inner_steps=values['inner_steps'],
           proximal_strength=values['proximal_strength'],
           distance=values['distance'],
-          episodes_per_client=values['episodes_per_client']),
+          episodes_per_client=values['episodes_per_client'],
+          inner_optimizer=values['inner_optimizer'],
+          inner_batch_size=values['inner_batch_size']),
       support=SupportConfig(fraction=values['support_fraction'],
                             shots=values['shots'],
                             resample=values['resample_support']),

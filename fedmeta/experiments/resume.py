@@ -25,7 +25,10 @@ _ADDED_AT_DEFAULT = (
     'eval_support', 'backdoor_target', 'backdoor_fraction', 'trigger_size',
     'train_ways', 'episodes_per_client', 'distance', 'byzantine',
     'multi_krum_keep', 'weiszfeld_iterations', 'weiszfeld_tolerance',
-    'centered_clip_iterations', 'alie_z', 'train_shots')
+    'centered_clip_iterations', 'alie_z', 'train_shots',
+    'server_learning_rate_decay', 'server_learning_rate_decay_rounds',
+    'server_learning_rate_decay_factor', 'inner_optimizer',
+    'inner_batch_size')
 # Loader defaults that have changed, with the value that runs made before
 # the change ran with (config.json had no 'task_options' then).
 _TASK_DEFAULTS_BEFORE = {'shakespeare': {'source': 'tiny'}}

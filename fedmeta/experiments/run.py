@@ -36,6 +36,7 @@ from fedmeta import data
 from fedmeta import privacy
 from fedmeta.algorithms import evaluation as evaluation_lib
 from fedmeta.algorithms import fed_protonet
+from fedmeta.algorithms import specs
 from fedmeta.data import episodes
 from fedmeta.data import partition
 from fedmeta.data import poisoning
@@ -103,6 +104,23 @@ flags.DEFINE_float(
     "Server learning rate; unset, the "
     "algorithm's own. Alone, it rescales the algorithm's own optimizer "
     '(Adam stays Adam).', lower_bound=0.0)
+flags.DEFINE_enum(
+    'server_learning_rate_decay', 'none', list(builders.LEARNING_RATE_DECAYS),
+    'With --server_learning_rate: its schedule over rounds. linear: from '
+    'the rate at round 1 to 0 at --server_learning_rate_decay_rounds '
+    "(Reptile's annealed outer step, Nichol et al. 2018); step: times "
+    '--server_learning_rate_decay_factor every '
+    "--server_learning_rate_decay_rounds rounds (Snell et al. halve ProtoNets' "
+    'rate every 2,000 episodes). The schedule is in the server state, so a '
+    'resumed run keeps it.')
+flags.DEFINE_integer(
+    'server_learning_rate_decay_rounds', None, 'With '
+    '--server_learning_rate_decay: the rounds of the schedule.',
+    lower_bound=1)
+flags.DEFINE_float(
+    'server_learning_rate_decay_factor', 0.5, 'With '
+    '--server_learning_rate_decay=step: the factor of each step.',
+    lower_bound=0.0)
 flags.DEFINE_float(
     'proximal_strength', 0.01, "FedProx's mu.", lower_bound=0.0)
 flags.DEFINE_integer(
@@ -112,6 +130,17 @@ flags.DEFINE_float(
     'inner_learning_rate', 0.01, 'Meta-learning: inner SGD rate (MAML\'s '
     'alpha; the initial rates of Meta-SGD). Per-FedAvg\'s beta is '
     '--client_learning_rate.', lower_bound=0.0)
+flags.DEFINE_enum(
+    'inner_optimizer', 'sgd', list(specs.INNER_OPTIMIZERS),
+    'reptile: the inner optimizer, at --inner_learning_rate, its state fresh '
+    "on every task; adam is Nichol et al.'s Omniglot optimizer (beta_1 = 0). "
+    "Held-out tasks adapt with it too.")
+flags.DEFINE_integer(
+    'inner_batch_size', None, 'reptile: each inner step takes the next '
+    'minibatch of this many support examples (a pass over the support set '
+    'without replacement every ceil(support / size) steps; class-balanced '
+    'on episodes); default the whole support set. Adaptation at evaluation '
+    'takes the whole support set.', lower_bound=1)
 flags.DEFINE_float(
     'support_fraction', 0.5, "Meta-learning: share of each client's examples "
     'in its support set; the rest is its query set.', lower_bound=0.0,
@@ -462,6 +491,7 @@ def prepare(config: config_lib.ExperimentConfig,
         fresh_split = split
       else:
         train = split(train)
+  builders.check_inner_optimizer(config)
   model_aggregator = builders.build_model_aggregator(config)
   task_name = re.sub(r'[^\w.-]+', '_', config.task.name)  # tfds:a/b: tfds_a_b
   experiment_name = (config.output.experiment_name or

@@ -12,6 +12,7 @@ from fedmeta import algorithms
 from fedmeta import models
 from fedmeta import runtime
 from fedmeta.algorithms import meta_sgd
+from fedmeta.algorithms import specs
 from tests import testing
 
 SGD1 = lambda: tff.learning.optimizers.build_sgdm(1.0)
@@ -76,6 +77,73 @@ class MetaVariantsTest(absltest.TestCase):
                  for w, g in zip(adapted, tape.gradient(loss, adapted))]
     expected = [w + 0.5 * (a - w) for w, a in zip(self.initial, adapted)]
     self.assertLess(testing.max_abs_diff(weights.trainable, expected), 1e-6)
+
+  def _hand_adam(self, weights, x, y, *, rate, steps, rows_of_step):
+    """Adam with beta_1 = 0 (Nichol et al.'s), fresh, written out in numpy
+    on `mlp_loss`: v <- b2 v + (1 - b2) g^2, w <- w - rate sqrt(1 - b2^t)
+    g / (sqrt(v) + eps)."""
+    beta_2, epsilon = 0.999, 1e-8
+    weights = [np.asarray(w, np.float64) for w in weights]
+    second = [np.zeros_like(w) for w in weights]
+    for t in range(1, steps + 1):
+      rows = rows_of_step(t - 1)
+      variables = [tf.constant(w) for w in weights]
+      with tf.GradientTape() as tape:
+        tape.watch(variables)
+        loss = testing.mlp_loss(variables, x[rows].astype(np.float64),
+                                y[rows])
+      for i, g in enumerate(tape.gradient(loss, variables)):
+        g = g.numpy()
+        second[i] = beta_2 * second[i] + (1 - beta_2) * g * g
+        weights[i] = weights[i] - rate * np.sqrt(1 - beta_2**t) * g / (
+            np.sqrt(second[i]) + epsilon)
+    return weights
+
+  def test_reptile_inner_adam_on_minibatches_by_hand(self):
+    # Support of 5 rows in minibatches of 2: m = 3 minibatches, rows
+    # {0, 3}, {1, 4}, {2}, then {0, 3} again.
+    x, y, s = self.clients[0]
+    adam = specs.inner_optimizer(specs.Hyperparameters(
+        inner_learning_rate=0.05, inner_optimizer='adam'))
+    weights, _ = testing.run_rounds(algorithms.build_reptile(
+        self.model, inner_steps=4, inner_optimizer=adam, inner_batch_size=2,
+        server_optimizer=tff.learning.optimizers.build_sgdm(0.5)),
+        self.datasets[:1], 1)
+    xs, ys = x[s], y[s]
+    self.assertLen(ys, 5)
+    adapted = self._hand_adam(
+        self.initial, xs, ys, rate=0.05, steps=4,
+        rows_of_step=lambda step: np.arange(5) % 3 == step % 3)
+    expected = [w + 0.5 * (a - w) for w, a in zip(self.initial, adapted)]
+    self.assertLess(testing.max_abs_diff(weights.trainable, expected), 1e-6)
+
+  def test_reptile_sgd_on_minibatches_by_hand(self):
+    x, y, s = self.clients[0]
+    weights, _ = testing.run_rounds(algorithms.build_reptile(
+        self.model, inner_learning_rate=0.3, inner_steps=2,
+        inner_batch_size=3, server_optimizer=SGD1()), self.datasets[:1], 1)
+    adapted = [tf.constant(w) for w in self.initial]
+    for rows in ([0, 2, 4], [1, 3]):
+      with tf.GradientTape() as tape:
+        tape.watch(adapted)
+        loss = testing.mlp_loss(adapted, x[s][rows], y[s][rows])
+      adapted = [w - 0.3 * g
+                 for w, g in zip(adapted, tape.gradient(loss, adapted))]
+    self.assertLess(testing.max_abs_diff(weights.trainable, adapted), 1e-6)
+
+  def test_adaptation_with_adam_by_hand(self):
+    adam = specs.inner_optimizer(specs.Hyperparameters(
+        inner_learning_rate=0.05, inner_optimizer='adam'))
+    evaluate = algorithms.build_personalization_eval(
+        self.model, inner_steps=3, inner_optimizer=adam)
+    weights = tff.learning.models.ModelWeights(self.initial, [])
+    results = evaluate(weights, self.datasets, clients=True)
+    for (x, y, s), result in zip(self.clients, results):
+      adapted = self._hand_adam(self.initial, x[s], y[s], rate=0.05, steps=3,
+                                rows_of_step=lambda _: slice(None))
+      expected = testing.mlp_loss(adapted, x[~s].astype(np.float64), y[~s])
+      self.assertAlmostEqual(float(result['after']['loss']), float(expected),
+                             places=5)
 
   def test_meta_sgd_first_round_moves_weights_like_maml(self):
     kwargs = dict(inner_learning_rate=0.4, server_optimizer=SGD1())

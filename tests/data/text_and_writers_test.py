@@ -124,6 +124,25 @@ class FemnistTest(absltest.TestCase):
     self.assertLess(np.median(client['x']), 0.05)
     self.assertTrue(np.all((client['y'] >= 0) & (client['y'] < 62)))
 
+  def test_test_writers_seen_and_unseen_split_all(self):
+    train_ids = set(femnist.load(DATA).train.client_ids)
+    seen = femnist.load(DATA, test_writers='seen').test.client_ids
+    unseen = femnist.load(DATA, test_writers='unseen').test.client_ids
+    self.assertEqual(set(seen), train_ids)
+    self.assertLen(unseen, 79)
+    self.assertEmpty(set(unseen) & train_ids)
+    self.assertEqual(sorted([*seen, *unseen]),
+                     sorted(femnist.load(DATA).test.client_ids))
+    with self.assertRaisesRegex(DataError, '^test_writers: must be one of'):
+      femnist.load(DATA, test_writers='new')
+
+  def test_lenet_is_pfedhns_target_size(self):
+    model = femnist.load(DATA, model='lenet').model_fn()
+    self.assertEqual(sum(int(np.prod(w.shape))
+                         for w in model.initial_weights[0]), 90_242)
+    with self.assertRaisesRegex(DataError, '^model: must be one of'):
+      femnist.load(DATA, model='resnet')
+
   def test_malformed_file(self):
     folder = tempfile.mkdtemp()
     path = os.path.join(folder, femnist.FILE)

@@ -6,6 +6,7 @@ from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+import tensorflow as tf
 
 from fedmeta import algorithms
 from fedmeta.algorithms import fed_maml
@@ -68,6 +69,44 @@ class ServerOptimizerTest(parameterized.TestCase):
   def test_fed_sgd_default_is_its_builders(self):
     self.assertAlmostEqual(float(_server_state(
         '--algorithm=fed_sgd')['learning_rate']), 0.1)
+
+  def _scheduled_steps(self, rounds, *args):
+    """The step of each of `rounds` rounds of the server optimizer the
+    flags build, on a gradient of 1."""
+    optimizer = builders.server_optimizer_kwargs(testing.runner_config(
+        '--algorithm=reptile', *args))['server_optimizer']
+    weights = (tf.constant(0.0),)
+    state = optimizer.initialize((tf.TensorSpec([], tf.float32),))
+    steps = []
+    for _ in range(rounds):
+      state, (new,) = optimizer.next(state, weights, (tf.constant(1.0),))
+      steps.append(float(weights[0] - new))
+      weights = (new,)
+    return steps
+
+  def test_linear_decay_reaches_zero_at_its_round(self):
+    # Nichol et al.: the outer step at iteration i is (1 - i / n) of the
+    # first, i from 0.
+    np.testing.assert_allclose(self._scheduled_steps(
+        6, '--server_learning_rate=2.0', '--server_learning_rate_decay=linear',
+        '--server_learning_rate_decay_rounds=4'), [2, 1.5, 1, 0.5, 0, 0],
+                               rtol=1e-6)
+
+  def test_step_decay_multiplies_every_few_rounds(self):
+    np.testing.assert_allclose(self._scheduled_steps(
+        5, '--server_learning_rate=0.1', '--server_learning_rate_decay=step',
+        '--server_learning_rate_decay_rounds=2',
+        '--server_learning_rate_decay_factor=0.5'),
+                               [0.1, 0.1, 0.05, 0.05, 0.025], rtol=1e-6)
+
+  def test_no_decay_keeps_the_state_as_it_was(self):
+    # Runs made before the flag resume from checkpoints of this structure.
+    state = _server_state('--algorithm=reptile', '--server_learning_rate=1.0')
+    self.assertNotIn('round_num', state)
+    state = _server_state('--algorithm=reptile', '--server_learning_rate=1.0',
+                          '--server_learning_rate_decay=linear',
+                          '--server_learning_rate_decay_rounds=10')
+    self.assertEqual(int(state['round_num']), 0)
 
   def test_spec_kinds_match_the_builders_defaults(self):
     modules = {'fed_maml': fed_maml, 'fo_maml': fed_maml,

@@ -27,12 +27,21 @@ def _process(name):
   model = testing.softmax_regression(hidden=3)
   if name == 'fed_maml':
     return algorithms.build_fed_maml(model, inner_steps=2)
+  if name == 'reptile_annealed':
+    # Inner Adam on minibatches, the outer step annealed: the rate schedule
+    # and the round it is at are in the checkpointed state.
+    return algorithms.build_reptile(
+        model, inner_steps=3, inner_batch_size=2,
+        inner_optimizer=tff.learning.optimizers.build_adam(0.05, beta_1=0.0),
+        server_optimizer=tff.learning.optimizers.schedule_learning_rate(
+            tff.learning.optimizers.build_sgdm(1.0),
+            lambda i: 1.0 - tf.cast(i, tf.float32) / 4))
   return algorithms.build_fed_adam(model)
 
 
 def _client_datasets(name, clients_per_round=2):
   """Round -> datasets, depending on the round alone, as the loop requires."""
-  if name == 'fed_maml':
+  if name in ('fed_maml', 'reptile_annealed'):
     clients = [testing.flagged_dataset(x, y, s, batch_size=32)
                for x, y, s in testing.meta_clients(SIZES)]
   else:
@@ -66,7 +75,7 @@ class TrainingLoopTest(parameterized.TestCase):
         **kwargs)
     return process.get_model_weights(state), lines
 
-  @parameterized.parameters('fed_adam', 'fed_maml')
+  @parameterized.parameters('fed_adam', 'fed_maml', 'reptile_annealed')
   def test_resumed_run_equals_uninterrupted_run(self, name):
     whole, _ = self._run(name, self._dir(), rounds=5)
     out = self._dir()

@@ -339,6 +339,45 @@ STUDIES = {
                                   'local models 98.3% (UCI HAR)')))),
         short=(),
         target=0.85),
+    'femnist_pfedhn': Study(
+        title='FEMNIST writers (LEAF subset), pFedHN against FedAvg, FedAvg '
+              '+ fine-tune and local models on pFedHN\'s target network '
+              '(LeNet-style, 90,242 weights): 105 training writers, 10 a '
+              'round, 2 local epochs of batch 20 at SGD 0.05, 300 rounds; '
+              'each training writer scored on its own test data (mean and '
+              'percentiles over the 105), each of the 79 unseen writers '
+              'adapting on half of its data and scored on the other half',
+        paper='Shamsian et al. 2021 https://arxiv.org/abs/2103.04628 Tables '
+              '1-2 (CIFAR and Omniglot; no FEMNIST figure): pFedHN above '
+              'FedAvg + fine-tune and local models; Table 4: new clients '
+              'close to the training clients',
+        runs=(
+            Run('pfedhn', 'femnist_pfedhn', rows=_percentile_rows(
+                'training writers: pFedHN (own generated model)',
+                _PARTICIPATING_ACC, 'above FedAvg + fine-tune')
+                + _percentile_rows(
+                    'unseen writers: pFedHN (an embedding learned on half)',
+                    _NEW_CLIENT_ACC, 'close to the training writers\'')),
+        ) + tuple(
+            # The same FedAvg training, scored on either set of writers; the
+            # local models fit each writer's support set alone.
+            Run(f'{name}_{writers}', 'femnist_lenet_fed_avg',
+                (f'--task_option=test_writers={writers}', support, *flags),
+                rows=rows, module=module)
+            for writers, label, support in (
+                ('seen', 'training writers', '--eval_support=train'),
+                ('unseen', 'unseen writers', '--support_fraction=0.5'))
+            for name, flags, module, rows in (
+                ('fed_avg', (), 'fedmeta.experiments.run',
+                 _percentile_rows(f'{label}: FedAvg (global model)',
+                                  _before(ACC), 'below pFedHN')
+                 + _percentile_rows(f'{label}: FedAvg + fine-tune',
+                                    _after(ACC), 'below pFedHN')),
+                ('local', ('--rounds=1', '--eval_inner_steps=300'),
+                 'fedmeta.experiments.reproduce.local_baseline',
+                 _percentile_rows(f'{label}: local model', _after(ACC),
+                                  'below pFedHN')))),
+        short=()),
     'thermostat': Study(
         title='Open Smart Home thermostat, one client per room, the last '
               "25% of each room's time held out: per-room setpoint MAE "
