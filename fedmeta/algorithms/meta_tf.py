@@ -66,15 +66,18 @@ def sgd_step(model, weights, batch, learning_rates: Sequence[tf.Tensor], *,
 def minibatch(support, step, batch_size: Optional[int]):
   """Minibatch `step` of `support` (all of it when `batch_size` is None).
 
-  The support's n rows form m = ceil(n / batch_size) minibatches, row r in
-  minibatch r mod m, taken in turn (step mod m), so m steps are one pass
-  without replacement. Episodes list their support class by class, which
-  makes each minibatch a class-balanced draw of the episode's random shots.
+  The support's n rows form m = ceil(n / batch_size) minibatches of at most
+  `batch_size` rows, row r in minibatch r mod m, taken in turn (step mod m),
+  so m steps are one pass without replacement. Episodes list their support
+  class by class, so where m divides the shots each minibatch holds the same
+  number of every class's (randomly drawn) shots: a fixed, class-balanced
+  split, where Nichol et al. reshuffle random minibatches.
   """
   if batch_size is None:
     return support
   n = num_rows(support)
-  m = (n + batch_size - 1) // batch_size
+  # At least 1: a client without support examples has no weight anyway.
+  m = tf.maximum((n + batch_size - 1) // batch_size, 1)
   rows = tf.range(tf.math.floormod(tf.cast(step, tf.int64), m), n, m)
   return {k: tf.gather(v, rows) for k, v in support.items()}
 
@@ -240,7 +243,8 @@ def reptile_delta(model, weights, dataset: tf.data.Dataset, *,
                   ) -> local_tf.LocalResult:
   """Reptile's client step (Nichol et al. 2018): `inner_steps` steps of
   `inner_optimizer` (SGD at `inner_learning_rate` if None), from a fresh
-  optimizer state, each on the whole support set or on its `minibatch`es of
+  optimizer state (a client keeps none between tasks; Nichol et al.'s Adam
+  carries its moments across tasks in training), each on the whole support set or on its `minibatch`es of
   `inner_batch_size`; the update is `initial - adapted`, weighted by the
   support examples. Metrics are the query metrics after adaptation."""
   support, query = support_and_query(dataset)

@@ -24,7 +24,7 @@ at the server.
 
 The hypernetwork math is plain TensorFlow on explicit weights
 (`initial_server_weights`, `generate`, `server_gradients`,
-`learn_new_client`), testable without TFF.
+`NewClientLearner`), testable without TFF.
 """
 
 import collections
@@ -163,81 +163,151 @@ def _non_trainable(model_fn):
   return tuple(models.initial_weights(model_fn).non_trainable)
 
 
+class NewClientLearner:
+  """Learns embeddings for clients unseen in training, phi frozen.
+
+  The paper's generalization to novel clients: one `optimizer` step per batch
+  of a client's dataset (for `epochs` passes) on the embedding alone, with
+  gradient (d theta / d e)^T d loss(theta) / d theta at theta = h(e; phi).
+  The computations are built on the first call and reused after; `many`
+  learns a list of clients in one call, which passes phi (the largest value)
+  to the runtime once, not once a client.
+
+  Args:
+    model_fn: The target model given to `build_pfedhn`.
+    epochs: Passes over a client's dataset.
+    optimizer: The embedding's optimizer; SGD(0.01) if None.
+
+  Raises:
+    ValueError: For `epochs` < 1.
+  """
+
+  def __init__(self, model_fn: models.ModelFn, *, epochs: int = 1,
+               optimizer: Optional[tff.learning.optimizers.Optimizer] = None):
+    _check(epochs >= 1, f'epochs: must be >= 1, got {epochs}')
+    self._model_fn = model_fn
+    self._epochs = epochs
+    self._optimizer = optimizer or DEFAULT_NEW_CLIENT_OPTIMIZER_FN()
+    self._fit = None
+    self._fit_many = None
+
+  def _build_fit(self, phi, embedding):
+    model_fn, optimizer = self._model_fn, self._optimizer
+    model_spec = models.spec(model_fn)
+    shapes = tuple(tuple(w.shape) for w in model_spec.weights_type.trainable)
+
+    def type_of(a):
+      return tff.TensorType(a.dtype, a.shape)
+
+    # A computation, not a tf.function: a Keras `FunctionalModel` runs only
+    # in a graph.
+    @tff.tensorflow.computation(
+        tf.nest.map_structure(type_of, phi), type_of(embedding),
+        model_spec.data_type)
+    def fit(phi, e0, dataset):
+      model = models.build(model_fn)
+      non_trainable = _non_trainable(model_fn)
+
+      def step(carry, batch):
+        e, opt_state = carry
+        with tf.GradientTape() as tape:
+          tape.watch(e)
+          theta = generate(phi, e, shapes)
+        _, _, d_theta = model.forward_and_gradient((theta, non_trainable),
+                                                   batch)
+        d_e = tape.gradient(theta, e, output_gradients=list(d_theta))
+        opt_state, e = optimizer.next(opt_state, e, d_e)
+        return e, opt_state
+
+      e, _ = iteration.reduce(
+          dataset.repeat(self._epochs),
+          (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
+      return e, generate(phi, e, shapes)
+
+    return fit
+
+  def _build_fit_many(self, fit):
+    server_type = tff.StructType([fit.type_signature.parameter[0],
+                                  fit.type_signature.parameter[1]])
+    data_type = fit.type_signature.parameter[2]
+
+    @tff.tensorflow.computation(server_type, data_type)
+    def fit_client(server_value, dataset):
+      return fit(server_value[0], server_value[1], dataset)
+
+    # Simulation only: each new client is handed phi to learn its embedding
+    # with, as if the server ran the steps on its theta's gradients (the
+    # same numbers); training never places phi at a client.
+    @tff.federated_computation(tff.FederatedType(server_type, tff.SERVER),
+                               tff.FederatedType(data_type, tff.CLIENTS))
+    def fit_many(server_value, datasets):
+      return tff.federated_map(
+          fit_client, (tff.federated_broadcast(server_value), datasets))
+
+    return fit_many
+
+  def _start(self, state, initial_embedding):
+    phi = tf.nest.map_structure(np.asarray, state['hypernetwork'])
+    embeddings = np.asarray(state['embeddings'])
+    if initial_embedding is None:
+      initial_embedding = embeddings.mean(axis=0)
+    initial_embedding = np.asarray(initial_embedding, embeddings.dtype)
+    _check(initial_embedding.shape == embeddings.shape[1:],
+           f'initial_embedding: must have shape {embeddings.shape[1:]}, got '
+           f'{initial_embedding.shape}')
+    if self._fit is None:
+      self._fit = self._build_fit(phi, initial_embedding)
+    return phi, initial_embedding
+
+  def _result(self, e, theta):
+    return np.asarray(e), tff.learning.models.ModelWeights(
+        tuple(np.asarray(w) for w in theta),
+        tuple(np.asarray(w) for w in models.initial_weights(
+            self._model_fn).non_trainable))
+
+  def many(self, state, datasets: Sequence[tf.data.Dataset],
+           initial_embedding: Optional[np.ndarray] = None) -> list:
+    """`__call__` for each of `datasets`, in one runtime call: a list of
+    (embedding, weights)."""
+    phi, initial_embedding = self._start(state, initial_embedding)
+    if self._fit_many is None:
+      self._fit_many = self._build_fit_many(self._fit)
+    return [self._result(e, theta) for e, theta in self._fit_many(
+        (phi, initial_embedding), list(datasets))]
+
+  def __call__(self, state, dataset: tf.data.Dataset,
+               initial_embedding: Optional[np.ndarray] = None):
+    """Learns one client's embedding from `dataset`, its batches.
+
+    Args:
+      state: A `build_pfedhn` process state (its `hypernetwork` and
+        `embeddings`).
+      dataset: The new client's batches.
+      initial_embedding: Where to start; the mean of the trained clients'
+        embeddings if None.
+
+    Returns:
+      (embedding, `tff.learning.models.ModelWeights` generated from it),
+      numpy. It runs as a `tff.tensorflow.computation` on the current TFF
+      context.
+
+    Raises:
+      ValueError: For a misshapen `initial_embedding`.
+    """
+    phi, initial_embedding = self._start(state, initial_embedding)
+    return self._result(*self._fit(phi, initial_embedding, dataset))
+
+
 def learn_new_client(
     model_fn: models.ModelFn, state, dataset: tf.data.Dataset, *,
     epochs: int = 1,
     optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     initial_embedding: Optional[np.ndarray] = None,
 ):
-  """Learns an embedding for a client unseen in training, phi frozen.
-
-  The paper's generalization to novel clients: one `optimizer` step per batch
-  of `dataset` (for `epochs` passes) on the embedding alone, with gradient
-  (d theta / d e)^T d loss(theta) / d theta at theta = h(e; phi).
-
-  Args:
-    model_fn: The target model given to `build_pfedhn`.
-    state: A `build_pfedhn` process state (its `hypernetwork` and
-      `embeddings`).
-    dataset: The new client's batches.
-    epochs: Passes over `dataset`.
-    optimizer: The embedding's optimizer; SGD(0.01) if None.
-    initial_embedding: Where to start; the mean of the trained clients'
-      embeddings if None.
-
-  Returns:
-    (embedding, `tff.learning.models.ModelWeights` generated from it), numpy.
-    It runs as a `tff.tensorflow.computation` on the current TFF context.
-
-  Raises:
-    ValueError: For `epochs` < 1 or a misshapen `initial_embedding`.
-  """
-  _check(epochs >= 1, f'epochs: must be >= 1, got {epochs}')
-  model_spec = models.spec(model_fn)
-  shapes = tuple(tuple(w.shape) for w in model_spec.weights_type.trainable)
-  optimizer = optimizer or DEFAULT_NEW_CLIENT_OPTIMIZER_FN()
-  phi = tf.nest.map_structure(np.asarray, state['hypernetwork'])
-  embeddings = np.asarray(state['embeddings'])
-  if initial_embedding is None:
-    initial_embedding = embeddings.mean(axis=0)
-  initial_embedding = np.asarray(initial_embedding, embeddings.dtype)
-  _check(initial_embedding.shape == embeddings.shape[1:],
-         f'initial_embedding: must have shape {embeddings.shape[1:]}, got '
-         f'{initial_embedding.shape}')
-
-  def type_of(a):
-    return tff.TensorType(a.dtype, a.shape)
-
-  # A computation, not a tf.function: a Keras `FunctionalModel` runs only in
-  # a graph.
-  @tff.tensorflow.computation(
-      tf.nest.map_structure(type_of, phi), type_of(initial_embedding),
-      model_spec.data_type)
-  def fit(phi, e0, dataset):
-    model = models.build(model_fn)
-    non_trainable = _non_trainable(model_fn)
-
-    def step(carry, batch):
-      e, opt_state = carry
-      with tf.GradientTape() as tape:
-        tape.watch(e)
-        theta = generate(phi, e, shapes)
-      _, _, d_theta = model.forward_and_gradient((theta, non_trainable),
-                                                 batch)
-      d_e = tape.gradient(theta, e, output_gradients=list(d_theta))
-      opt_state, e = optimizer.next(opt_state, e, d_e)
-      return e, opt_state
-
-    e, _ = iteration.reduce(
-        dataset.repeat(epochs),
-        (e0, optimizer.initialize(tf.TensorSpec.from_tensor(e0))), step)
-    return e, generate(phi, e, shapes)
-
-  e, theta = fit(phi, initial_embedding, dataset)
-  return np.asarray(e), tff.learning.models.ModelWeights(
-      tuple(np.asarray(w) for w in theta),
-      tuple(np.asarray(w) for w in models.initial_weights(
-          model_fn).non_trainable))
+  """One client's `NewClientLearner` (see there); for many clients, build
+  one learner and call it for each."""
+  return NewClientLearner(model_fn, epochs=epochs, optimizer=optimizer)(
+      state, dataset, initial_embedding)
 
 
 class PFedHNProcess(tff.templates.IterativeProcess):

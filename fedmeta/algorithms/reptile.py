@@ -37,8 +37,10 @@ def build_reptile(
 
   Each client runs `inner_steps` SGD steps (rate `inner_learning_rate`), or
   steps of `inner_optimizer` from a fresh state (the paper's Omniglot runs
-  use Adam with beta_1 = 0, `fedmeta.algorithms.specs.inner_optimizer`), on
-  its whole support set or on minibatches of it, and returns
+  use Adam with beta_1 = 0, `fedmeta.algorithms.specs.inner_optimizer`,
+  whose moments carry over from task to task there; a client keeps no
+  state between tasks), on its whole support set or on minibatches of it,
+  and returns
   `global - adapted`; the server averages
   these (weighted by support examples, or uniformly) and applies them with
   `server_optimizer`, whose learning rate is Reptile's outer step size
@@ -52,9 +54,10 @@ def build_reptile(
     inner_steps: Steps per client.
     inner_optimizer: The clients' optimizer, its state fresh on each task;
       SGD at `inner_learning_rate` if None.
-    inner_batch_size: Each step takes the next minibatch of this many
-      support examples (`meta_tf.minibatch`: a pass without replacement
-      every ceil(support / size) steps); the whole support set if None.
+    inner_batch_size: Each step takes the next minibatch of at most this
+      many support examples (`meta_tf.minibatch`: a pass without
+      replacement every ceil(support / size) steps); the whole support set
+      if None.
     task_per_batch: Each batch of a client's dataset is a task of its own;
       the client returns the mean of their differences weighted by support
       examples (`meta_tf.over_tasks`). Otherwise the dataset is one task.

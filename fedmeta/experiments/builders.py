@@ -276,7 +276,7 @@ def build_per_client_evaluation(task, config: config_lib.ExperimentConfig,
   generated model on all its test data ('participating'); a client unseen
   in training, from an embedding learned on its support set with the
   hypernetwork frozen, on its query set ('new_client': --eval_inner_steps
-  epochs of SGD at --inner_learning_rate, `pfedhn.learn_new_client`).
+  epochs of SGD at --inner_learning_rate, `pfedhn.NewClientLearner`).
 
   `split(test client data)` marks the new clients' support sets.
   """
@@ -284,7 +284,11 @@ def build_per_client_evaluation(task, config: config_lib.ExperimentConfig,
   fed_eval = algorithms.build_fed_eval(model_fn())
   keys = client_data.client_keys(task.train)
   hyperparameters = config.hyperparameters
-  epochs = config.evaluation.inner_steps or hyperparameters.inner_steps
+  learner = pfedhn.NewClientLearner(
+      model_fn(), epochs=(config.evaluation.inner_steps
+                          or hyperparameters.inner_steps),
+      optimizer=tff.learning.optimizers.build_sgdm(
+          hyperparameters.inner_learning_rate))
   new_clients = None  # The split test data, made when first needed.
 
   def part(dataset, support: bool):
@@ -293,23 +297,22 @@ def build_per_client_evaluation(task, config: config_lib.ExperimentConfig,
 
   def evaluate(weights, client_ids):
     nonlocal new_clients
-    results = []
-    for cid in client_ids:
-      if cid in keys:
-        results.append({'participating': fed_eval(
-            process.client_weights(weights, keys[cid]),
-            [task.test.create_tf_dataset_for_client(cid).batch(256)])})
-        continue
+    unseen = [cid for cid in client_ids if cid not in keys]
+    learned = {}
+    if unseen:
       if new_clients is None:
         new_clients = split(task.test)
-      flagged = new_clients.create_tf_dataset_for_client(cid)
-      _, theta = pfedhn.learn_new_client(
-          model_fn(), process.server_state(weights),
-          part(flagged, True).batch(config.client.batch_size), epochs=epochs,
-          optimizer=tff.learning.optimizers.build_sgdm(
-              hyperparameters.inner_learning_rate))
-      results.append({'new_client': fed_eval(
-          theta, [part(flagged, False).batch(256)])})
-    return results
+      flagged = {cid: new_clients.create_tf_dataset_for_client(cid)
+                 for cid in unseen}
+      for cid, (_, theta) in zip(unseen, learner.many(
+          process.server_state(weights),
+          [part(flagged[cid], True).batch(config.client.batch_size)
+           for cid in unseen])):
+        learned[cid] = fed_eval(theta, [part(flagged[cid], False).batch(256)])
+    return [{'new_client': learned[cid]} if cid in learned else
+            {'participating': fed_eval(
+                process.client_weights(weights, keys[cid]),
+                [task.test.create_tf_dataset_for_client(cid).batch(256)])}
+            for cid in client_ids]
 
   return evaluate

@@ -106,8 +106,9 @@ flags.DEFINE_float(
     '(Adam stays Adam).', lower_bound=0.0)
 flags.DEFINE_enum(
     'server_learning_rate_decay', 'none', list(builders.LEARNING_RATE_DECAYS),
-    'With --server_learning_rate: its schedule over rounds. linear: from '
-    'the rate at round 1 to 0 at --server_learning_rate_decay_rounds '
+    'With --server_learning_rate: its schedule over rounds. linear: round '
+    'i + 1 at (1 - i / N) of the rate, N = '
+    '--server_learning_rate_decay_rounds, 0 from round N + 1 on '
     "(Reptile's annealed outer step, Nichol et al. 2018); step: times "
     '--server_learning_rate_decay_factor every '
     "--server_learning_rate_decay_rounds rounds (Snell et al. halve ProtoNets' "
@@ -133,13 +134,15 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     'inner_optimizer', 'sgd', list(specs.INNER_OPTIMIZERS),
     'reptile: the inner optimizer, at --inner_learning_rate, its state fresh '
-    "on every task; adam is Nichol et al.'s Omniglot optimizer (beta_1 = 0). "
-    "Held-out tasks adapt with it too.")
+    "on every task; adam is Nichol et al.'s Omniglot optimizer (beta_1 = 0; "
+    'theirs carries its moments across training tasks, a client keeps '
+    'none). Held-out tasks adapt with it too.')
 flags.DEFINE_integer(
     'inner_batch_size', None, 'reptile: each inner step takes the next '
-    'minibatch of this many support examples (a pass over the support set '
-    'without replacement every ceil(support / size) steps; class-balanced '
-    'on episodes); default the whole support set. Adaptation at evaluation '
+    'minibatch of at most this many support examples (a fixed split, a '
+    'pass over the support set without replacement every ceil(support / '
+    'size) steps; class-balanced on episodes where the minibatches divide '
+    'the shots); default the whole support set. Adaptation at evaluation '
     'takes the whole support set.', lower_bound=1)
 flags.DEFINE_float(
     'support_fraction', 0.5, "Meta-learning: share of each client's examples "

@@ -131,6 +131,20 @@ class MetaVariantsTest(absltest.TestCase):
                  for w, g in zip(adapted, tape.gradient(loss, adapted))]
     self.assertLess(testing.max_abs_diff(weights.trainable, adapted), 1e-6)
 
+  def test_reptile_minibatches_of_a_client_without_support(self):
+    # No support rows: no minibatch to take, and the client has no weight.
+    x, y, _ = self.clients[0]
+    datasets = [testing.flagged_dataset(x, y, np.zeros(len(y), bool)),
+                self.datasets[1]]
+    weights, _ = testing.run_rounds(algorithms.build_reptile(
+        self.model, inner_learning_rate=0.3, inner_steps=2,
+        inner_batch_size=3, server_optimizer=SGD1()), datasets, 1)
+    alone, _ = testing.run_rounds(algorithms.build_reptile(
+        self.model, inner_learning_rate=0.3, inner_steps=2,
+        inner_batch_size=3, server_optimizer=SGD1()), self.datasets[1:2], 1)
+    self.assertLess(testing.max_abs_diff(weights.trainable, alone.trainable),
+                    1e-6)
+
   def test_adaptation_with_adam_by_hand(self):
     adam = specs.inner_optimizer(specs.Hyperparameters(
         inner_learning_rate=0.05, inner_optimizer='adam'))

@@ -331,6 +331,24 @@ class HypernetworkMathTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'epochs'):
       pfedhn.learn_new_client(model, state, as_dataset(x, y), epochs=0)
 
+  def test_many_new_clients_in_one_call_equal_one_at_a_time(self):
+    model = linear_regression()
+    phi, embeddings = pfedhn.initial_server_weights(
+        SHAPES, num_clients=5, embedding_dim=3, hidden=(8,), seed=4,
+        dtype=np.float64)
+    state = {'hypernetwork': phi, 'embeddings': embeddings}
+    learner = pfedhn.NewClientLearner(
+        model, epochs=3, optimizer=tff.learning.optimizers.build_sgdm(0.05))
+    datasets = [as_dataset(*client_arrays(seed, n=n), batch_size=4)
+                for seed, n in ((1, 9), (2, 14), (3, 5))]
+    together = learner.many(state, datasets)
+    self.assertLen(together, 3)
+    for dataset, (e, weights) in zip(datasets, together):
+      e_alone, alone = learner(state, dataset)
+      np.testing.assert_allclose(e, e_alone, rtol=1e-12, atol=1e-12)
+      for got, want in zip(weights.trainable, alone.trainable):
+        np.testing.assert_array_equal(got, want)
+
 
 if __name__ == '__main__':
   absltest.main()

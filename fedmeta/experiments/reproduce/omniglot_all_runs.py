@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from fedmeta.experiments import training_loop
 from fedmeta import algorithms
+from fedmeta.algorithms import specs
 from fedmeta.data import omniglot
 
 WAYS = 20
@@ -53,11 +54,18 @@ def evaluate(run_dir: str, data_dir=None) -> dict:
     evaluate_fn = algorithms.build_protonet_eval(
         omniglot.conv4_model_fn(None, norm), distance=flags['distance'])
   else:
+    spec = algorithms.ALGORITHMS[flags['algorithm']]
+    # Runs made before --inner_optimizer adapted with SGD.
+    hyperparameters = specs.Hyperparameters(
+        inner_learning_rate=flags['inner_learning_rate'],
+        inner_optimizer=flags.get('inner_optimizer', 'sgd'))
     evaluate_fn = algorithms.build_personalization_eval(
         omniglot.conv4_model_fn(WAYS, norm),
         inner_learning_rate=flags['inner_learning_rate'],
         inner_steps=flags['eval_inner_steps'] or flags['inner_steps'],
-        learned_rates=flags['algorithm'] == 'meta_sgd')
+        learned_rates=spec.learned_rates,
+        inner_optimizer=(specs.inner_optimizer(hyperparameters)
+                         if spec.inner_optimizers else None))
   weights = training_loop.load_model_weights(
       os.path.join(run_dir, training_loop.MODEL_WEIGHTS_NPZ))
   runs = omniglot.load_one_shot_runs(data_dir or flags['data_dir'])
