@@ -194,6 +194,21 @@ STUDIES = {
                         _OMNIGLOT_PAPER[algorithm][shots == 5]),))
             for shots, algorithm in ((1, 'fo_maml'), (1, 'meta_sgd'),
                                      (1, 'reptile'), (5, 'fed_maml'))
+        ) + tuple(
+            # Nichol et al.'s settings (10 training shots, minibatches of
+            # 10, the outer step annealed), with their inner Adam (its state
+            # fresh on each task) or with SGD.
+            Run(f'5way_1shot_reptile_{name}',
+                'omniglot_episodes_5way_1shot_reptile_adam', flags,
+                rows=(Row(f'reptile, 5-way 1-shot, {label}', _after(ACC),
+                          _OMNIGLOT_PAPER['reptile'][0]),),
+                short=('--rounds=5000', '--eval_every=500',
+                       '--checkpoint_every=250'))
+            for name, flags, label in (
+                ('adam', (), "Nichol et al.'s settings, inner Adam"),
+                ('sgd_minibatches',
+                 ('--inner_optimizer=sgd', '--inner_learning_rate=0.1'),
+                 "Nichol et al.'s settings, inner SGD at 0.1"))
         ) + (
             Run('20way_1shot_fed_maml',
                 'omniglot_episodes_20way_1shot_fed_maml',
