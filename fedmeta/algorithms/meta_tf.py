@@ -244,9 +244,10 @@ def reptile_delta(model, weights, dataset: tf.data.Dataset, *,
   """Reptile's client step (Nichol et al. 2018): `inner_steps` steps of
   `inner_optimizer` (SGD at `inner_learning_rate` if None), from a fresh
   optimizer state (a client keeps none between tasks; Nichol et al.'s Adam
-  carries its moments across tasks in training), each on the whole support set or on its `minibatch`es of
-  `inner_batch_size`; the update is `initial - adapted`, weighted by the
-  support examples. Metrics are the query metrics after adaptation."""
+  carries its moments across tasks in training), each on the whole support
+  set or on its `minibatch`es of `inner_batch_size`; the update is
+  `initial - adapted`, weighted by the support examples. Metrics are the
+  query metrics after adaptation."""
   support, query = support_and_query(dataset)
   trainable, non_trainable = weights
   initial = tuple(trainable)
