@@ -50,9 +50,12 @@ notebook: $(STAMP) $(NOTEBOOK_STAMP)
 	  $(if $(NOTEBOOK_TOKEN),--IdentityProvider.token=$(NOTEBOOK_TOKEN)) \
 	  $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 
-# The whole suite; what CI runs.
+# The whole suite; what CI runs. TEST_WORKERS pytest-xdist processes share
+# its tests (most of the suite's time is single-threaded: Python, tracing,
+# starting processes); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The unit tier (under 3 minutes): no process, no notebook, no test marked
 # slow (pyproject.toml's markers).

@@ -3,6 +3,7 @@
 import os
 import signal
 import time
+import uuid
 from typing import Optional
 
 
@@ -32,8 +33,10 @@ def alive(pid: int) -> bool:
   return stat is not None and stat[0] != 'Z'
 
 
-def live_workers(parent: Optional[int] = None) -> set[int]:
-  """Running TFF worker_binary pids, optionally only children of `parent`."""
+def live_workers(parent: Optional[int] = None,
+                 tag: Optional[str] = None) -> set[int]:
+  """Running TFF worker_binary pids, optionally only children of `parent`,
+  or only those whose environment holds `tag` (see `tagged_environ`)."""
   pids = set()
   for entry in os.listdir('/proc'):
     if not entry.isdigit():
@@ -42,12 +45,30 @@ def live_workers(parent: Optional[int] = None) -> set[int]:
       with open(f'/proc/{entry}/cmdline', 'rb') as f:
         if b'worker_binary' not in f.read():
           continue
+      if tag is not None:
+        with open(f'/proc/{entry}/environ', 'rb') as f:
+          if f'{_TAG}={tag}'.encode() not in f.read().split(b'\0'):
+            continue
     except OSError:
       continue
     stat = _stat(int(entry))
     if stat and stat[0] != 'Z' and parent in (None, stat[1]):
       pids.add(int(entry))
   return pids
+
+
+_TAG = 'FEDMETA_TEST_TAG'
+
+
+def tagged_environ() -> tuple[dict[str, str], str]:
+  """An environment for a child process, and the tag its workers inherit.
+
+  A worker outlives its parent by being reparented, so a leak check that
+  runs beside other tests (pytest-xdist) can tell its own leaked workers
+  only by what they inherit.
+  """
+  tag = uuid.uuid4().hex
+  return {**os.environ, _TAG: tag}, tag
 
 
 def wait_dead(pids, timeout: float = 10.0) -> set[int]:

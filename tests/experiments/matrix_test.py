@@ -7,6 +7,7 @@ import os
 
 from absl import flags
 from absl.testing import absltest
+from absl.testing import parameterized
 import pytest
 import tensorflow_federated as tff
 
@@ -22,15 +23,17 @@ from fedmeta.experiments import client_data
 from fedmeta.experiments import run
 from tests import testing
 
-pytestmark = pytest.mark.slow  # Builds some 200 processes (about 7 min).
+# Builds some 200 processes (about 7 min); one test a task and a flag file,
+# so that `pytest -n` spreads them.
+pytestmark = pytest.mark.slow
 
 REFUSALS = (run.RunError, data.DataError, partition.PartitionError,
             aggregation.AggregationError)
-FLAG_FILES = sorted(glob.glob(os.path.join(experiments.REPO, 'experiments',
-                                           'configs', '*.flags')))
+CONFIGS = os.path.join(experiments.REPO, 'experiments', 'configs')
+FLAG_FILES = sorted(glob.glob(os.path.join(CONFIGS, '*.flags')))
 
 
-class MatrixTest(absltest.TestCase):
+class MatrixTest(parameterized.TestCase):
 
   def tearDown(self):
     flags.FLAGS.unparse_flags()
@@ -56,40 +59,40 @@ class MatrixTest(absltest.TestCase):
           tff.types.tensorflow_to_type(dataset.element_spec)))
     return 'built'
 
-  def test_every_task_with_every_algorithm(self):
-    for task_name in data.TASKS:
-      with self.subTest(task=task_name):
-        try:
-          task = client_data.load_task(testing.runner_config(
-              f'--task={task_name}'))
-        except data.DataError as e:  # Its files are absent here.
-          self.skipTest(f'needs the real datasets ({e})')
-        for algorithm, spec in algorithms.ALGORITHMS.items():
-          config = testing.runner_config(f'--task={task_name}',
-                                         f'--algorithm={algorithm}',
-                                         '--clients_per_round=2')
-          # With the default flags every algorithm trains on every task,
-          # but those that take episodes only, which need --ways, and
-          # pFedHN where its hypernetwork outgrows the runner's budget
-          # (builders.MAX_SERVER_ENTRIES: femnist's CNN, sinusoid's 10^5
-          # clients).
-          outcome = self._builds_or_refuses(config, task)
-          if spec.per_client_models:
-            continue
-          self.assertEqual(
-              outcome,
-              'refused' if spec.data is specs.Data.EPISODIC else 'built',
-              algorithm)
+  @parameterized.parameters(*data.TASKS)
+  def test_every_algorithm(self, task_name):
+    try:
+      task = client_data.load_task(testing.runner_config(
+          f'--task={task_name}'))
+    except data.DataError as e:  # Its files are absent here.
+      self.skipTest(f'needs the real datasets ({e})')
+    for algorithm, spec in algorithms.ALGORITHMS.items():
+      config = testing.runner_config(f'--task={task_name}',
+                                     f'--algorithm={algorithm}',
+                                     '--clients_per_round=2')
+      # With the default flags every algorithm trains on every task, but
+      # those that take episodes only, which need --ways, and pFedHN where
+      # its hypernetwork outgrows the runner's budget
+      # (builders.MAX_SERVER_ENTRIES: femnist's CNN, sinusoid's 10^5
+      # clients).
+      outcome = self._builds_or_refuses(config, task)
+      if spec.per_client_models:
+        continue
+      self.assertEqual(
+          outcome, 'refused' if spec.data is specs.Data.EPISODIC else 'built',
+          algorithm)
 
-  def test_every_flag_file(self):
+  def test_flag_files_exist(self):
     self.assertNotEmpty(FLAG_FILES)
-    for path in FLAG_FILES:
-      with self.subTest(flagfile=os.path.basename(path)):
-        config = testing.runner_config(f'--flagfile={path}')
-        try:
-          self.assertEqual(self._builds_or_refuses(config), 'built')
-        except files.NoDataDir as e:
-          self.skipTest(f'needs the real datasets ({e})')
+
+  @parameterized.parameters(*(os.path.basename(p) for p in FLAG_FILES))
+  def test_flag_file(self, name):
+    config = testing.runner_config(
+        f'--flagfile={os.path.join(CONFIGS, name)}')
+    try:
+      self.assertEqual(self._builds_or_refuses(config), 'built')
+    except files.NoDataDir as e:
+      self.skipTest(f'needs the real datasets ({e})')
 
 
 if __name__ == '__main__':

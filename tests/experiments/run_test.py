@@ -31,12 +31,12 @@ SMALL = ['--task=digits', '--num_clients=6', '--clients_per_round=3',
          '--client_batch_size=32']
 
 
-def run(*args):
+def run(*args, env=None):
   # Pipes on stdout and stderr: a leaked TFF worker would hold them open and
   # make this time out instead of returning when the run is done.
   return subprocess.run(
       [sys.executable, '-m', 'fedmeta.experiments.run', *args], cwd=REPO,
-      capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+      capture_output=True, text=True, timeout=TIMEOUT_S, check=False, env=env)
 
 
 # Parses each flag file with the runner's flags, as `--flagfile` would, and
@@ -96,11 +96,12 @@ class RunTest(parameterized.TestCase):
     self.addCleanup(shutil.rmtree, self.root)
 
   def test_three_rounds_write_metrics_and_summary(self):
-    before = processes.live_workers()
+    env, tag = processes.tagged_environ()
     result = run(*SMALL, '--rounds=3', '--eval_every=2',
-                 f'--root_output_dir={self.root}', '--experiment_name=e')
+                 f'--root_output_dir={self.root}', '--experiment_name=e',
+                 env=env)
     self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertEmpty(processes.live_workers() - before)
+    self.assertEmpty(processes.live_workers(tag=tag))
     out = os.path.join(self.root, 'e')
     self.assertIn(f'Results in {out}/', result.stdout)
     self.assertEqual(result.stdout.count('round '), 3)
