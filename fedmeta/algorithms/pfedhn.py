@@ -15,12 +15,17 @@ Per-client values: each client receives only its own theta_i, through
 `tff.federated_select` with the client's index as its key; `select_fn`
 computes h(e_key; phi) at the server, so neither phi nor any embedding is
 ever placed at a client, and no value is broadcast (all-equal) to clients.
-Each client returns its delta scattered into row `key` of
-[num_clients, ...]-shaped zeros (and a one in row `key` of a count vector),
-summed by `tff.federated_sum`: the server then has every sampled client's
-delta paired with its key. The upload is num_clients times the model's size,
-which suits simulation; the clients never hold phi, so the VJPs are computed
-at the server.
+The round has `clients_per_round` slots: the server learns which keys
+take part from the sum of the clients' one-hot keys (num_clients integers),
+gives the round's distinct keys the slots in ascending order
+(`round_slots`), and `select_fn` sends each client its slot with theta_key.
+Each client returns its delta scattered into its slot's row of
+[clients_per_round, ...]-shaped zeros (and a one in that row of a count
+vector), summed by `tff.federated_sum`: the server then has every sampled
+client's delta paired with its key, and computes the VJPs of those rows
+only. The upload is clients_per_round times the model's size (num_clients
+times without `clients_per_round`), which suits simulation; the clients
+never hold phi, so the VJPs are computed at the server.
 
 The hypernetwork math is plain TensorFlow on explicit weights
 (`initial_server_weights`, `generate`, `server_gradients`,
@@ -125,10 +130,11 @@ def server_gradients(phi, embeddings: tf.Tensor, delta_sums, counts,
 
   Args:
     phi: The hypernetwork's weights (`initial_server_weights`).
-    embeddings: [num_clients, d].
-    delta_sums: A tuple matching `shapes`, each [num_clients, *shape]: row k
-      the sum of the deltas of the clients with key k (zeros if none).
-    counts: [num_clients], how many clients had key k this round.
+    embeddings: [n, d]: row k the embedding of one key (all clients' in key
+      order, or a round's slots).
+    delta_sums: A tuple matching `shapes`, each [n, *shape]: row k the sum of
+      the deltas of the clients with row k's key (zeros if none).
+    counts: [n], how many clients had row k's key this round.
     shapes: The target model's trainable weight shapes.
 
   Returns:
@@ -148,6 +154,22 @@ def server_gradients(phi, embeddings: tf.Tensor, delta_sums, counts,
   d_phi = tf.nest.map_structure(lambda g: g / m, d_phi)
   d_embeddings = d_embeddings / tf.maximum(counts, 1)[:, tf.newaxis]
   return d_phi, d_embeddings
+
+
+def round_slots(present: tf.Tensor, slots: int) -> tf.Tensor:
+  """[slots] int32: the keys k with present[k] > 0, ascending, then -1s.
+
+  Fails, naming `clients_per_round`, where more than `slots` keys are
+  present.
+  """
+  keys = tf.cast(tf.where(present > 0)[:, 0], tf.int32)
+  n = tf.size(keys)
+  with tf.control_dependencies([tf.debugging.Assert(n <= slots, [
+      f'clients_per_round: a round of pFedHN has {slots} slots, got '
+      'distinct client keys:', n])]):
+    padded = tf.pad(keys, [[0, slots - tf.minimum(n, slots)]],
+                    constant_values=-1)
+  return tf.ensure_shape(padded, [slots])
 
 
 def _target_dtype(weights_type) -> np.dtype:
@@ -356,6 +378,7 @@ def build_pfedhn(
     model_fn: models.ModelFn,
     *,
     num_clients: int,
+    clients_per_round: Optional[int] = None,
     embedding_dim: Optional[int] = None,
     hidden: Sequence[int] = DEFAULT_HIDDEN,
     client_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
@@ -368,10 +391,11 @@ def build_pfedhn(
   Paper: Shamsian et al. 2021, https://arxiv.org/abs/2103.04628.
 
   Each round, client i (its key, an int32 in [0, num_clients)) receives only
-  theta_i = h(e_i; phi), by `tff.federated_select`; it takes one
+  theta_i = h(e_i; phi) and its slot in the round, by
+  `tff.federated_select`; it takes one
   `client_optimizer` step per batch of its dataset
   (`fedmeta.algorithms.local_tf.train_locally`) and returns
-  delta_i = theta_i - trained. The server applies, with `server_optimizer`,
+  delta_i = theta_i - trained, in its slot's row. The server applies, with `server_optimizer`,
   the gradients (1/m) sum_i (d theta_i / d phi)^T delta_i to phi (m clients
   this round) and (d theta_i / d e_i)^T delta_i to e_i (see
   `server_gradients`); the embeddings of clients not sampled are kept as
@@ -386,6 +410,9 @@ def build_pfedhn(
       hypernetwork's heads, its non-trainable weights stay at their initial
       values.
     num_clients: How many clients (embeddings) there are.
+    clients_per_round: The most distinct keys in a round, the rows of the
+      upload; num_clients if None. A round with more fails, naming
+      `clients_per_round`.
     embedding_dim: The embeddings' size; 1 + num_clients // 4 (the authors'
       code) if None.
     hidden: Widths of the hypernetwork's hidden layers (ReLU); () makes it
@@ -409,13 +436,20 @@ def build_pfedhn(
     error naming `client_keys`.
 
   Raises:
-    ValueError: For `num_clients` < 1, `embedding_dim` < 1 or a hidden width
-      < 1.
+    ValueError: For `num_clients` < 1, `clients_per_round` not in
+      [1, num_clients], `embedding_dim` < 1 or a hidden width < 1.
     fedmeta.models.ModelError: For an unsuitable `model_fn`.
   """
   _check(isinstance(num_clients, (int, np.integer)) and num_clients >= 1,
          f'num_clients: must be an int >= 1, got {num_clients!r}')
   num_clients = int(num_clients)
+  if clients_per_round is None:
+    clients_per_round = num_clients
+  _check(isinstance(clients_per_round, (int, np.integer))
+         and 1 <= clients_per_round <= num_clients,
+         f'clients_per_round: must be an int in [1, {num_clients}], got '
+         f'{clients_per_round!r}')
+  slots = int(clients_per_round)
   if embedding_dim is None:
     embedding_dim = default_embedding_dim(num_clients)
   _check(embedding_dim >= 1,
@@ -460,16 +494,41 @@ def build_pfedhn(
   theta_type = select_fn.type_signature.result
 
   @tff.tensorflow.computation(np.int32)
+  def one_hot_key(key):
+    return tf.one_hot(key, num_clients, dtype=tf.int32)
+
+  @tff.tensorflow.computation(tff.TensorType(np.int32, [num_clients]))
+  def slots_of_round(present):
+    return round_slots(present, slots)
+
+  @tff.tensorflow.computation(state_type, slots_of_round.type_signature.result)
+  def server_value(state, slot_keys):
+    return state['hypernetwork'], state['embeddings'], slot_keys
+
+  @tff.tensorflow.computation(server_value.type_signature.result, np.int32)
+  def select_with_slot_fn(server_val, key):
+    phi, embeddings, slot_keys = server_val
+    slot = tf.cast(tf.argmax(tf.cast(tf.equal(slot_keys, key), tf.int32)),
+                   tf.int32)
+    return generate(phi, tf.gather(embeddings, key), shapes), slot
+
+  @tff.tensorflow.computation(np.int32)
   def as_select_key(key):
     in_range = tf.logical_and(key >= 0, key < num_clients)
     with tf.control_dependencies([tf.debugging.Assert(in_range, [
         f'client_keys: a key must be in [0, {num_clients}), got', key])]):
       return tf.reshape(key, [1])
 
+  zeros = lambda: tuple(tf.zeros(s, dtype) for s in shapes)
+
   @tff.tensorflow.computation(tff.SequenceType(theta_type))
   def only_element(selected):
-    zeros = tuple(tf.zeros(s, dtype) for s in shapes)
-    return iteration.first_or(selected, zeros)
+    return iteration.first_or(selected, zeros())
+
+  @tff.tensorflow.computation(
+      tff.SequenceType(select_with_slot_fn.type_signature.result))
+  def only_element_with_slot(selected):
+    return iteration.first_or(selected, (zeros(), tf.constant(0)))
 
   @tff.federated_computation(tff.FederatedType(state_type, tff.SERVER),
                              tff.FederatedType(np.int32, tff.CLIENTS))
@@ -480,35 +539,46 @@ def build_pfedhn(
         tff.federated_map(hypernetwork_and_embeddings, state), select_fn)
     return tff.federated_map(only_element, selected)
 
-  def local_delta(model, theta, key, dataset):
+  def local_delta(model, theta, slot, dataset):
     result = local_tf.train_locally(
         model, (tuple(theta), _non_trainable(model_fn)), dataset,
         optimizer=client_optimizer)
     client_result, metrics, dropped = client_work_lib.finalize_client_result(
         result, client_work_lib.ClientWeighting.UNIFORM)
     keep = tf.cast(client_result.update_weight, dtype)
-    index = tf.reshape(key, [1, 1])
+    index = tf.reshape(slot, [1, 1])
     delta_sums = tuple(
-        tf.scatter_nd(index, (keep * d)[tf.newaxis], [num_clients, *s])
+        tf.scatter_nd(index, (keep * d)[tf.newaxis], [slots, *s])
         for d, s in zip(client_result.update, shapes))
-    counts = tf.scatter_nd(index, keep[tf.newaxis], [num_clients])
+    counts = tf.scatter_nd(index, keep[tf.newaxis], [slots])
     return (collections.OrderedDict(delta_sums=delta_sums, counts=counts),
             metrics, dropped)
 
-  @tff.tensorflow.computation(theta_type, np.int32, model_spec.data_type)
-  def client_update(theta, key, dataset):
-    return models.build(model_fn).run(local_delta, theta, key, dataset)
+  @tff.tensorflow.computation(
+      only_element_with_slot.type_signature.result, model_spec.data_type)
+  def client_update(theta_and_slot, dataset):
+    theta, slot = theta_and_slot
+    return models.build(model_fn).run(local_delta, theta, slot, dataset)
 
   aggregate_type = client_update.type_signature.result[0]
 
-  @tff.tensorflow.computation(state_type, aggregate_type)
-  def server_update(state, aggregate):
+  @tff.tensorflow.computation(state_type, slots_of_round.type_signature.result,
+                              aggregate_type)
+  def server_update(state, slot_keys, aggregate):
     phi, embeddings = state['hypernetwork'], state['embeddings']
-    counts = aggregate['counts']
-    gradients = server_gradients(phi, embeddings, aggregate['delta_sums'],
-                                 counts, shapes)
+    # The slots' rows, then their embedding gradients back in their keys'
+    # rows; an empty slot's delta and count are zero.
+    taken = slot_keys >= 0
+    keys = tf.boolean_mask(slot_keys, taken)[:, tf.newaxis]
+    d_phi, d_slots = server_gradients(
+        phi, tf.gather(embeddings, tf.maximum(slot_keys, 0)),
+        aggregate['delta_sums'], aggregate['counts'], shapes)
+    d_embeddings = tf.scatter_nd(keys, tf.boolean_mask(d_slots, taken),
+                                 tf.shape(embeddings))
+    counts = tf.scatter_nd(keys, tf.boolean_mask(aggregate['counts'], taken),
+                           [num_clients])
     optimizer_state, (phi_new, embeddings_new) = server_optimizer.next(
-        state['optimizer_state'], (phi, embeddings), gradients)
+        state['optimizer_state'], (phi, embeddings), (d_phi, d_embeddings))
     embeddings_new = tf.where(counts[:, tf.newaxis] > 0, embeddings_new,
                               embeddings)
     return collections.OrderedDict(
@@ -527,11 +597,18 @@ def build_pfedhn(
       tff.FederatedType(np.int32, tff.CLIENTS),
       tff.FederatedType(model_spec.data_type, tff.CLIENTS))
   def next_fn(state, client_keys, client_data):
-    theta = select_client_weights(state, client_keys)
+    slot_keys = tff.federated_map(slots_of_round, tff.federated_sum(
+        tff.federated_map(one_hot_key, client_keys)))
+    selected = tff.federated_select(
+        tff.federated_map(as_select_key, client_keys),
+        tff.federated_value(np.int32(num_clients - 1), tff.SERVER),
+        tff.federated_map(server_value, (state, slot_keys)),
+        select_with_slot_fn)
     result, metrics, dropped = tff.federated_map(
-        client_update, (theta, client_keys, client_data))
+        client_update,
+        (tff.federated_map(only_element_with_slot, selected), client_data))
     new_state = tff.federated_map(
-        server_update, (state, tff.federated_sum(result)))
+        server_update, (state, slot_keys, tff.federated_sum(result)))
     measurements = tff.federated_zip(collections.OrderedDict(
         train=tff.learning.metrics.sum_then_finalize(finalize_metrics)(
             metrics),

@@ -199,8 +199,11 @@ def build_process(model, model_aggregator,
         f'model ({sum(int(np.prod(s)) for s in shapes):,} weights) would hold '
         f'{entries:,} entries, over the {MAX_SERVER_ENTRIES:,} this runner '
         'allows; give the task a smaller model')
+  # A round's clients take its upload's rows, not every client.
   return PerClientModels(spec.builder(
-      model, num_clients=num_clients, seed=config.seed, **kwargs))
+      model, num_clients=num_clients,
+      clients_per_round=min(config.clients_per_round, num_clients),
+      seed=config.seed, **kwargs))
 
 
 def _check_attack(config: config_lib.ExperimentConfig) -> None:

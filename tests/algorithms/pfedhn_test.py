@@ -207,8 +207,10 @@ class PFedHNProcessTest(absltest.TestCase):
     self.assertNotIn('federated_broadcast', uris)
     self.assertNotIn('federated_value_at_clients', uris)
     (select_call_type,) = [t for uri, t in calls if uri == 'federated_select']
+    # Its own weights and its slot in the round.
     self.assertTrue(select_call_type.is_equivalent_to(tff.FederatedType(
-        tff.SequenceType(theta_type), tff.CLIENTS, all_equal=False)))
+        tff.SequenceType(tff.StructType([theta_type, np.int32])),
+        tff.CLIENTS, all_equal=False)))
     # Nothing else is sent from the server to the clients: every other
     # intrinsic with a result at CLIENTS maps or zips client values.
     at_clients = {uri for uri, t in calls
@@ -227,8 +229,56 @@ class PFedHNProcessTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'client_index'):
       self.process.get_client_weights(self.state, NUM_CLIENTS)
 
+  def slotted(self, slots):
+    return pfedhn.build_pfedhn(
+        self.model, num_clients=NUM_CLIENTS, clients_per_round=slots,
+        embedding_dim=EMBEDDING_DIM, hidden=(),
+        client_optimizer=tff.learning.optimizers.build_sgdm(CLIENT_LR),
+        server_optimizer=tff.learning.optimizers.build_sgdm(SERVER_LR))
+
+  def test_round_slots_upload_their_rows_only_and_equal_the_chain_rule(self):
+    process = self.slotted(2)
+    client_result = intrinsic_calls(process.next.to_building_block())
+    sums = [t.member for uri, t in client_result if uri == 'federated_sum'
+            and 'delta_sums' in str(t)]
+    self.assertLen(sums, 1)
+    for rows, shape in zip(sums[0]['delta_sums'], SHAPES):
+      self.assertEqual(tuple(rows.shape), (2, *shape))
+    self.assertEqual(tuple(sums[0]['counts'].shape), (2,))
+    empty = (np.zeros((0, 3)), np.zeros((0, 1)))
+    for keys, arrays in (
+        (self.keys, self.arrays),
+        # Two clients share a key's slot; an empty client takes one.
+        ([np.int32(3), np.int32(1), np.int32(3)],
+         [client_arrays(3), empty, client_arrays(4)])):
+      datasets = [as_dataset(x, y) for x, y in arrays]
+      output = process.next(self.state, keys, datasets)
+      self.assert_round_matches_hand(self.state, output, keys, arrays)
+      unslotted = self.process.next(self.state, keys, datasets)
+      for got, want in zip(tf.nest.flatten(output.state),
+                           tf.nest.flatten(unslotted.state)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+  def test_round_with_more_keys_than_slots_fails_naming_it(self):
+    x, y = self.arrays[0]
+    with self.assertRaisesRegex(
+        Exception, r'clients_per_round: a round of pFedHN has 2 slots, got '
+        r'distinct client keys:\] \[3\]'):
+      self.slotted(2).next(self.state, [np.int32(k) for k in (0, 1, 3)],
+                           [as_dataset(x, y)] * 3)
+
+  def test_round_slots_are_the_present_keys_in_order(self):
+    np.testing.assert_array_equal(
+        pfedhn.round_slots(tf.constant([0, 2, 0, 1]), 3), [1, 3, -1])
+    np.testing.assert_array_equal(
+        pfedhn.round_slots(tf.constant([1, 1]), 2), [0, 1])
+
   def test_bad_arguments_raise(self):
     for kwargs, name in [(dict(num_clients=0), 'num_clients'),
+                         (dict(num_clients=2, clients_per_round=3),
+                          'clients_per_round'),
+                         (dict(num_clients=2, clients_per_round=0),
+                          'clients_per_round'),
                          (dict(num_clients=2, embedding_dim=0),
                           'embedding_dim'),
                          (dict(num_clients=2, hidden=(4, 0)), 'hidden')]:

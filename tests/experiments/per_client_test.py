@@ -42,12 +42,14 @@ class PerClientModelsTest(absltest.TestCase):
       own = experiment.task.train.create_tf_dataset_for_client(ids[key])
       self.assertEqual(sum(len(b['y']) for b in dataset.as_numpy_iterator()),
                        sum(1 for _ in own.as_numpy_iterator()))
-    # The round is pFedHN's own with those keys and datasets.
+    # The round is pFedHN's own with those keys and datasets, its upload a
+    # row for each of the round's 3 clients.
     process = experiment.process
     state = process.initialize()
     ours = process.next(state, round_clients).state
     direct = pfedhn.build_pfedhn(
-        experiment.task.model_fn(), num_clients=6, seed=0,
+        experiment.task.model_fn(), num_clients=6, clients_per_round=3,
+        seed=0,
         **algorithms.ALGORITHMS['pfedhn'].kwargs(
             experiment.config.hyperparameters))
     theirs = direct.next(direct.initialize(), round_clients.keys,

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../../.."
 OUT=${1:-/tmp/fedmeta_speed.jsonl}
 : > "$OUT"
 for benchmark in fed_avg_benchmark fed_maml_benchmark scaling_benchmark \
-                 workers_benchmark; do
+                 workers_benchmark pfedhn_benchmark; do
   .venv/bin/python -m "fedmeta.experiments.benchmarks.$benchmark" --repeats=7 \
     2>/dev/null | tail -n 1 | tee -a "$OUT"
 done
