@@ -54,7 +54,7 @@ Factory = Union[tff.aggregators.UnweightedAggregationFactory,
 
 ATTACKS = ('sign_flip', 'scale', 'alie', 'ipm')
 # Attacks that forge one update from all the round's updates.
-_OMNISCIENT = ('alie', 'ipm')
+OMNISCIENT_ATTACKS = ('alie', 'ipm')
 
 
 def _not_bitpacking_notice(record: logging.LogRecord) -> bool:
@@ -578,7 +578,7 @@ class MaliciousClientsFactory(tff.aggregators.WeightedAggregationFactory):
           lambda value: tf.nest.map_structure(
               lambda v: v * tf.cast(factor, v.dtype), value), value_type)
 
-    if self._attack not in _OMNISCIENT:
+    if self._attack not in OMNISCIENT_ATTACKS:
       scaled = times(-self._scale if self._attack == 'sign_flip'
                      else self._scale)
       return lambda value: tff.federated_map(scaled, value)

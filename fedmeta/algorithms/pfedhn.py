@@ -21,7 +21,9 @@ gives the round's distinct keys the slots in ascending order
 (`round_slots`), and `select_fn` sends each client its slot with theta_key.
 Each client returns its delta scattered into its slot's row of
 [clients_per_round, ...]-shaped zeros (and a one in that row of a count
-vector), summed by `tff.federated_sum`: the server then has every sampled
+vector). The rows go through the model aggregator (the weighted mean by
+default; DP's noised mean, compression, clipping, the simulated attackers),
+the counts through `tff.federated_sum`: the server then has every sampled
 client's delta paired with its key, and computes the VJPs of those rows
 only. The upload is clients_per_round times the model's size (num_clients
 times without `clients_per_round`), which suits simulation; the clients
@@ -39,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedmeta import aggregation
 from fedmeta import models
 from fedmeta.algorithms import client_work as client_work_lib
 from fedmeta.algorithms import local_tf
@@ -383,6 +386,7 @@ def build_pfedhn(
     hidden: Sequence[int] = DEFAULT_HIDDEN,
     client_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
     server_optimizer: Optional[tff.learning.optimizers.Optimizer] = None,
+    model_aggregator: Optional[tff.aggregators.AggregationFactory] = None,
     seed: int = 0,
 ) -> PFedHNProcess:
   """Builds pFedHN (Algorithm 1): a hypernetwork generates each client's
@@ -421,15 +425,26 @@ def build_pfedhn(
       inner rate) if None.
     server_optimizer: Applied to (phi, embeddings); SGD(1e-2) (the paper's)
       if None.
+    model_aggregator: Combines the clients' [clients_per_round, ...] uploads,
+      each weighted by 1 (0 for a client that counts as not sampled), into
+      their mean; `tff.aggregators.MeanFactory()` if None. The server
+      multiplies it by m to recover the row sums, so a mean whose
+      denominator is fixed (DP's clients_per_round) is exact when every
+      client of the round reports. Each client's delta fills its own row, so
+      a secure sum would still show the server every delta, and a statistic
+      over clients (median, Krum) would see mostly zero rows: neither suits
+      this layout.
     seed: Seeds the hypernetwork's and embeddings' initialization.
 
   Returns:
     A `PFedHNProcess` (a `tff.templates.IterativeProcess`) with
     `initialize: ( -> S@SERVER)`, S = <hypernetwork=phi, embeddings=
-    float[num_clients, embedding_dim], optimizer_state=...>, and
+    float[num_clients, embedding_dim], optimizer_state=...> (and
+    aggregator=..., the aggregator's state, if it has any), and
     `next: (<state=S@SERVER, client_keys={int32}@CLIENTS,
     client_data={B*}@CLIENTS> -> <state=S@SERVER, metrics=<train=...,
-    clients_empty=int32, clients_non_finite=int32>@SERVER>)` returning a
+    clients_empty=int32, clients_non_finite=int32, aggregator=...>@SERVER>)`
+    returning a
     `tff.learning.templates.LearningProcessOutput`; call it as
     `next(state, keys, datasets)` with two lists of equal length, client j's
     key and dataset. A key outside [0, num_clients) fails the round with an
@@ -479,7 +494,25 @@ def build_pfedhn(
         hypernetwork=phi, embeddings=embeddings,
         optimizer_state=server_optimizer.initialize(tensor_specs))
 
-  state_type = initialize_server.type_signature.result
+  model_aggregator = model_aggregator or tff.aggregators.MeanFactory()
+  rows_type = tff.StructWithPythonType(
+      [tff.TensorType(dtype, [slots, *s]) for s in shapes], tuple)
+  aggregator = aggregation.as_weighted(model_aggregator).create(
+      rows_type, tff.TensorType(np.float32))
+  model_state_type = initialize_server.type_signature.result
+  # A stateless aggregator is initialized each round, so that its state
+  # does not enter S and the state keeps its structure without one.
+  stateful = tff.types.contains(
+      aggregator.initialize.type_signature.result.member,
+      lambda t: isinstance(t, tff.TensorType))
+
+  @tff.tensorflow.computation(
+      model_state_type, aggregator.initialize.type_signature.result.member)
+  def with_aggregator(model_state, aggregator_state):
+    return collections.OrderedDict(**model_state, aggregator=aggregator_state)
+
+  state_type = (with_aggregator.type_signature.result if stateful
+                else model_state_type)
 
   @tff.tensorflow.computation(state_type)
   def hypernetwork_and_embeddings(state):
@@ -547,11 +580,11 @@ def build_pfedhn(
         result, client_work_lib.ClientWeighting.UNIFORM)
     keep = tf.cast(client_result.update_weight, dtype)
     index = tf.reshape(slot, [1, 1])
-    delta_sums = tuple(
+    rows = tuple(
         tf.scatter_nd(index, (keep * d)[tf.newaxis], [slots, *s])
         for d, s in zip(client_result.update, shapes))
     counts = tf.scatter_nd(index, keep[tf.newaxis], [slots])
-    return (collections.OrderedDict(delta_sums=delta_sums, counts=counts),
+    return (rows, tf.cast(client_result.update_weight, tf.float32), counts,
             metrics, dropped)
 
   @tff.tensorflow.computation(
@@ -560,22 +593,24 @@ def build_pfedhn(
     theta, slot = theta_and_slot
     return models.build(model_fn).run(local_delta, theta, slot, dataset)
 
-  aggregate_type = client_update.type_signature.result[0]
+  counts_type = client_update.type_signature.result[2]
 
   @tff.tensorflow.computation(state_type, slots_of_round.type_signature.result,
-                              aggregate_type)
-  def server_update(state, slot_keys, aggregate):
+                              aggregator.next.type_signature.result.result
+                              .member, counts_type)
+  def server_update(state, slot_keys, mean_rows, slot_counts):
     phi, embeddings = state['hypernetwork'], state['embeddings']
     # The slots' rows, then their embedding gradients back in their keys'
     # rows; an empty slot's delta and count are zero.
     taken = slot_keys >= 0
     keys = tf.boolean_mask(slot_keys, taken)[:, tf.newaxis]
+    m = tf.reduce_sum(slot_counts)
     d_phi, d_slots = server_gradients(
         phi, tf.gather(embeddings, tf.maximum(slot_keys, 0)),
-        aggregate['delta_sums'], aggregate['counts'], shapes)
+        tuple(r * m for r in mean_rows), slot_counts, shapes)
     d_embeddings = tf.scatter_nd(keys, tf.boolean_mask(d_slots, taken),
                                  tf.shape(embeddings))
-    counts = tf.scatter_nd(keys, tf.boolean_mask(aggregate['counts'], taken),
+    counts = tf.scatter_nd(keys, tf.boolean_mask(slot_counts, taken),
                            [num_clients])
     optimizer_state, (phi_new, embeddings_new) = server_optimizer.next(
         state['optimizer_state'], (phi, embeddings), (d_phi, d_embeddings))
@@ -590,7 +625,11 @@ def build_pfedhn(
 
   @tff.federated_computation
   def initialize_fn():
-    return tff.federated_eval(initialize_server, tff.SERVER)
+    model_state = tff.federated_eval(initialize_server, tff.SERVER)
+    if not stateful:
+      return model_state
+    return tff.federated_map(with_aggregator,
+                             (model_state, aggregator.initialize()))
 
   @tff.federated_computation(
       tff.FederatedType(state_type, tff.SERVER),
@@ -604,16 +643,23 @@ def build_pfedhn(
         tff.federated_value(np.int32(num_clients - 1), tff.SERVER),
         tff.federated_map(server_value, (state, slot_keys)),
         select_with_slot_fn)
-    result, metrics, dropped = tff.federated_map(
+    rows, weights, counts, metrics, dropped = tff.federated_map(
         client_update,
         (tff.federated_map(only_element_with_slot, selected), client_data))
-    new_state = tff.federated_map(
-        server_update, (state, slot_keys, tff.federated_sum(result)))
+    aggregate = aggregator.next(
+        state.aggregator if stateful else aggregator.initialize(), rows,
+        weights)
+    new_state = tff.federated_map(server_update, (
+        state, slot_keys, aggregate.result, tff.federated_sum(counts)))
+    if stateful:
+      new_state = tff.federated_map(with_aggregator,
+                                    (new_state, aggregate.state))
     measurements = tff.federated_zip(collections.OrderedDict(
         train=tff.learning.metrics.sum_then_finalize(finalize_metrics)(
             metrics),
         clients_empty=tff.federated_sum(dropped.clients_empty),
-        clients_non_finite=tff.federated_sum(dropped.clients_non_finite)))
+        clients_non_finite=tff.federated_sum(dropped.clients_non_finite),
+        aggregator=aggregate.measurements))
     return tff.learning.templates.LearningProcessOutput(new_state,
                                                         measurements)
 

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedmeta import aggregation
 from fedmeta import aggregators
 from fedmeta import algorithms
 from fedmeta import models
@@ -149,9 +150,11 @@ class PerClientModels:
 
   def next(self, state, clients: client_data.Keyed):
     output = self._process.next(state, clients.keys, clients.datasets)
+    client_work = collections.OrderedDict(output.metrics)
+    aggregator = client_work.pop('aggregator')
     return tff.learning.templates.LearningProcessOutput(
         output.state, collections.OrderedDict(
-            client_work=output.metrics, aggregator=(), finalizer=()))
+            client_work=client_work, aggregator=aggregator, finalizer=()))
 
   def get_model_weights(self, state) -> tff.learning.models.ModelWeights:
     return tff.learning.models.ModelWeights(
@@ -184,11 +187,7 @@ def build_process(model, model_aggregator,
             **server_optimizer_kwargs(config)}
   if not spec.per_client_models:
     return spec.builder(model, model_aggregator=model_aggregator, **kwargs)
-  if not isinstance(model_aggregator, tff.aggregators.MeanFactory):
-    raise config_lib.RunError(
-        f'--aggregation: {config.algorithm} sums each client\'s update in '
-        'its own row; no aggregation, privacy, compression or update-attack '
-        'flags')
+  _check_per_client_aggregator(config)
   shapes = [tuple(w.shape) for w in models.spec(model).weights_type.trainable]
   entries = pfedhn.server_size(
       shapes, num_clients=num_clients,
@@ -203,7 +202,28 @@ def build_process(model, model_aggregator,
   return PerClientModels(spec.builder(
       model, num_clients=num_clients,
       clients_per_round=min(config.clients_per_round, num_clients),
-      seed=config.seed, **kwargs))
+      model_aggregator=model_aggregator, seed=config.seed, **kwargs))
+
+
+def _check_per_client_aggregator(config: config_lib.ExperimentConfig):
+  """Refuses what cannot combine uploads in which each client's update has
+  its own row (`fedmeta.algorithms.pfedhn`)."""
+  name, aggregator = config.algorithm, config.aggregator
+  if aggregator.aggregation in aggregators.STATISTICS:
+    raise config_lib.RunError(
+        f"--aggregation: {name} sums each client's update in its own row, "
+        f'so a statistic over clients ({aggregator.aggregation}) would see '
+        'mostly zero rows; use mean, clip or zeroing')
+  if aggregator.secure_aggregation:
+    raise config_lib.RunError(
+        f"--secure_aggregation: {name} sums each client's update in its own "
+        'row, so a secure sum would still show the server every update')
+  if aggregator.malicious_fraction and aggregator.attack in (
+      aggregation.OMNISCIENT_ATTACKS):
+    raise config_lib.RunError(
+        f'--attack: {aggregator.attack} forges an update from the round\'s '
+        f'others, which fill other clients\' rows in {name}; use sign_flip '
+        'or scale')
 
 
 def _check_attack(config: config_lib.ExperimentConfig) -> None:

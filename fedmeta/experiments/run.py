@@ -375,8 +375,8 @@ def build_round_metrics(process, num_clients: int, clients: dict,
 
   Bytes are measured from the tensors: the model a client receives, and what
   its update encodes to (`fedmeta.aggregation.update_bytes`); with
-  per-client models, the update is a row of a [num_clients, ...] sum (its
-  count vector aside).
+  per-client models, the update is a row of a [slots, ...] sum, a slot for
+  each of the round's clients (its count vector aside).
   """
   per_client = config.spec.per_client_models
   state = process.initialize()
@@ -388,7 +388,8 @@ def build_round_metrics(process, num_clients: int, clients: dict,
       [tf.TensorSpec(np.shape(w), tf.as_dtype(np.asarray(w).dtype))
        for w in weights.trainable],
       compression_bits=aggregator.compression_bits,
-      rotation=aggregator.rotation) * (num_clients if per_client else 1)
+      rotation=aggregator.rotation) * (
+          min(config.clients_per_round, num_clients) if per_client else 1)
 
   def round_metrics(round_num: int) -> dict:
     sampled, reporting, straggling, poisoners = clients.pop(round_num)

@@ -66,6 +66,13 @@ def np_delta(theta, x, y, lr=CLIENT_LR, batch_size=2):
   return [theta[0] - kernel, theta[1] - bias]
 
 
+def tensor_types(type_spec):
+  """The `tff.TensorType`s in a type, in order."""
+  if isinstance(type_spec, tff.TensorType):
+    return [type_spec]
+  return [t for member in type_spec for t in tensor_types(member)]
+
+
 def intrinsic_calls(building_block):
   """(uri, call type) of every intrinsic call in a building block."""
   found, stack = [], [building_block]
@@ -96,21 +103,32 @@ class PFedHNProcessTest(absltest.TestCase):
     cls.output = cls.process.next(
         cls.state, cls.keys, [as_dataset(x, y) for x, y in cls.arrays])
 
-  def hand_round(self, state, keys, arrays):
-    """(new heads, new embeddings) by the chain rule in numpy, for a linear
-    hypernetwork theta = e A + b per (flattened) target tensor: d_A = e
-    delta^T and d_b = delta averaged over the clients with data, d_e = A
-    delta averaged over the clients with key e."""
+  def hand_deltas(self, state, keys, arrays):
+    """(key, client's flattened delta tensors) for each client with data."""
     phi, e = state['hypernetwork'], state['embeddings']
-    heads = phi['heads']
-    d_heads = [[np.zeros_like(k), np.zeros_like(b)] for k, b in heads]
-    d_e, counts = np.zeros_like(e), np.zeros(NUM_CLIENTS)
+    found = []
     for key, (x, y) in zip(keys, arrays):
       if not len(x):
         continue  # An empty client is not counted.
       theta = [(e[key] @ k + b).reshape(s)
-               for (k, b), s in zip(heads, SHAPES)]
-      delta = [d.reshape(-1) for d in np_delta(theta, x, y)]
+               for (k, b), s in zip(phi['heads'], SHAPES)]
+      found.append((key, [d.reshape(-1) for d in np_delta(theta, x, y)]))
+    return found
+
+  def hand_round(self, state, keys, arrays, clip=None):
+    """(new heads, new embeddings) by the chain rule in numpy, for a linear
+    hypernetwork theta = e A + b per (flattened) target tensor: d_A = e
+    delta^T and d_b = delta averaged over the clients with data, d_e = A
+    delta averaged over the clients with key e; each delta scaled to L2
+    norm at most `clip` first, if given."""
+    phi, e = state['hypernetwork'], state['embeddings']
+    heads = phi['heads']
+    d_heads = [[np.zeros_like(k), np.zeros_like(b)] for k, b in heads]
+    d_e, counts = np.zeros_like(e), np.zeros(NUM_CLIENTS)
+    for key, delta in self.hand_deltas(state, keys, arrays):
+      if clip is not None:
+        norm = np.sqrt(sum(np.sum(d**2) for d in delta))
+        delta = [d * min(1.0, clip / norm) for d in delta]
       for j, dj in enumerate(delta):
         d_heads[j][0] += np.outer(e[key], dj)
         d_heads[j][1] += dj
@@ -122,14 +140,15 @@ class PFedHNProcessTest(absltest.TestCase):
     new_e = e - SERVER_LR * d_e / np.maximum(counts, 1)[:, None]
     return new_heads, new_e
 
-  def assert_round_matches_hand(self, state, output, keys, arrays):
-    new_heads, new_e = self.hand_round(state, keys, arrays)
+  def assert_round_matches_hand(self, state, output, keys, arrays,
+                                clip=None, atol=1e-6):
+    new_heads, new_e = self.hand_round(state, keys, arrays, clip)
     self.assertEqual(output.state['hypernetwork']['layers'], ())
     for got, want in zip(output.state['hypernetwork']['heads'], new_heads):
       for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(g, w, rtol=0, atol=atol)
     np.testing.assert_allclose(output.state['embeddings'], new_e, rtol=0,
-                               atol=1e-6)
+                               atol=atol)
 
   def test_server_update_is_the_chain_rule_by_hand(self):
     self.assert_round_matches_hand(self.state, self.output, self.keys,
@@ -238,13 +257,13 @@ class PFedHNProcessTest(absltest.TestCase):
 
   def test_round_slots_upload_their_rows_only_and_equal_the_chain_rule(self):
     process = self.slotted(2)
-    client_result = intrinsic_calls(process.next.to_building_block())
-    sums = [t.member for uri, t in client_result if uri == 'federated_sum'
-            and 'delta_sums' in str(t)]
-    self.assertLen(sums, 1)
-    for rows, shape in zip(sums[0]['delta_sums'], SHAPES):
-      self.assertEqual(tuple(rows.shape), (2, *shape))
-    self.assertEqual(tuple(sums[0]['counts'].shape), (2,))
+    # Every float tensor the clients send is a [2, ...] slot layout (the
+    # rows through the mean, then their counts) or a scalar (the weights'
+    # and metrics' sums); the one-hot keys are int32[4].
+    sent = [tuple(t.shape) for uri, call in intrinsic_calls(
+        process.next.to_building_block()) if uri == 'federated_sum'
+            for t in tensor_types(call.member) if t.dtype == np.float64]
+    self.assertCountEqual(sent, [(2, 3, 1), (2, 1), (2,)])
     empty = (np.zeros((0, 3)), np.zeros((0, 1)))
     for keys, arrays in (
         (self.keys, self.arrays),
@@ -258,6 +277,61 @@ class PFedHNProcessTest(absltest.TestCase):
       for got, want in zip(tf.nest.flatten(output.state),
                            tf.nest.flatten(unslotted.state)):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+  def test_aggregators_clip_each_clients_delta(self):
+    # A client's upload is its delta in its row and zeros, so clipping the
+    # upload clips the delta; DP's mean without noise divides by the fixed
+    # clients_per_round, here the round's 2 clients.
+    norms = [np.sqrt(sum(np.sum(d**2) for d in delta)) for _, delta in
+             self.hand_deltas(self.state, self.keys, self.arrays)]
+    clip = float(np.mean(norms))
+    self.assertLess(min(norms), clip)  # One client clipped, one not.
+    # TFF's DP takes float32 only.
+    for factory, dtype, atol in (
+        (tff.aggregators.clipping_factory(clip, tff.aggregators.MeanFactory()),
+         np.float64, 1e-6),
+        (tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed(
+            0.0, 2, clip), np.float32, 1e-5)):
+      process = pfedhn.build_pfedhn(
+          linear_regression(dtype), num_clients=NUM_CLIENTS,
+          clients_per_round=2, embedding_dim=EMBEDDING_DIM, hidden=(),
+          client_optimizer=tff.learning.optimizers.build_sgdm(CLIENT_LR),
+          server_optimizer=tff.learning.optimizers.build_sgdm(SERVER_LR),
+          model_aggregator=factory)
+      state = process.initialize()
+      arrays = [tuple(a.astype(dtype) for a in xy) for xy in self.arrays]
+      output = process.next(state, self.keys,
+                            [as_dataset(x, y) for x, y in arrays])
+      in_float64 = {name: tf.nest.map_structure(
+          lambda a: np.asarray(a, np.float64), state[name])
+                    for name in ('hypernetwork', 'embeddings')}
+      self.assert_round_matches_hand(in_float64, output, self.keys,
+                                     self.arrays, clip=clip, atol=atol)
+
+  def test_a_stateful_aggregator_keeps_its_state_in_the_servers(self):
+    self.assertEqual(list(self.state),
+                     ['hypernetwork', 'embeddings', 'optimizer_state'])
+    # DP with adaptive clipping: its clip moves towards the median norm.
+    process = pfedhn.build_pfedhn(
+        linear_regression(np.float32), num_clients=NUM_CLIENTS,
+        clients_per_round=2, embedding_dim=EMBEDDING_DIM, hidden=(),
+        model_aggregator=(
+            tff.aggregators.DifferentiallyPrivateFactory.gaussian_adaptive(
+                0.0, 2, initial_l2_norm_clip=1e-4)))
+    state = process.initialize()
+    self.assertEqual(list(state), ['hypernetwork', 'embeddings',
+                                   'optimizer_state', 'aggregator'])
+    datasets = [as_dataset(*(a.astype(np.float32) for a in arrays))
+                for arrays in self.arrays]
+    outputs = [process.next(state, self.keys, datasets)]
+    outputs.append(process.next(outputs[0].state, self.keys, datasets))
+    clips = [o.metrics['aggregator']['dp_query_metrics']['clip']
+             for o in outputs]
+    # Both deltas are far above the clip, so it grows by exp(0.2 * 0.5) a
+    # round (TFF's geometric update at learning rate 0.2, quantile 0.5).
+    np.testing.assert_allclose(clips, [1e-4 * np.exp(0.1), 1e-4 * np.exp(0.2)],
+                               rtol=1e-5)
+    tf.nest.assert_same_structure(state, outputs[1].state)
 
   def test_round_with_more_keys_than_slots_fails_naming_it(self):
     x, y = self.arrays[0]

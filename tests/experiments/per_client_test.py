@@ -8,6 +8,7 @@ from absl.testing import absltest
 import numpy as np
 import tensorflow_federated as tff
 
+from fedmeta import aggregation
 from fedmeta import algorithms
 from fedmeta import runtime
 from fedmeta.algorithms import pfedhn
@@ -30,6 +31,32 @@ class PerClientModelsTest(absltest.TestCase):
   def tearDown(self):
     flags.FLAGS.unparse_flags()
     super().tearDown()
+
+  def test_aggregation_flags_reach_the_uploads_aggregator(self):
+    flags.FLAGS.unparse_flags()
+    experiment = run.prepare(testing.runner_config(
+        *ARGS, '--dp_noise_multiplier=0', '--dp_clip=0.01'))
+    round_clients = experiment.client_datasets(1)
+    process = experiment.process
+    output = process.next(process.initialize(), round_clients)
+    direct = pfedhn.build_pfedhn(
+        experiment.task.model_fn(), num_clients=6, clients_per_round=3,
+        seed=0, model_aggregator=aggregation.dp_mean_factory(
+            0.0, 3, clip=0.01),
+        **algorithms.ALGORITHMS['pfedhn'].kwargs(
+            experiment.config.hyperparameters))
+    theirs = direct.next(direct.initialize(), round_clients.keys,
+                         round_clients.datasets).state
+    self.assertEqual(testing.max_abs_diff(
+        process.get_model_weights(output.state).trainable,
+        process.get_model_weights(theirs).trainable), 0.0)
+    # The clip binds: the round differs from the unclipped one.
+    plain = self.experiment.process
+    self.assertGreater(testing.max_abs_diff(
+        process.get_model_weights(output.state).trainable,
+        plain.get_model_weights(plain.next(
+            plain.initialize(), round_clients).state).trainable), 1e-6)
+    self.assertIn('dp_query_metrics', output.metrics['aggregator'])
 
   def test_a_round_keys_each_client_by_its_training_index(self):
     experiment = self.experiment

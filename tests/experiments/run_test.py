@@ -203,10 +203,10 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(rows[-1]['eval/participating/num_clients'], '6')
     self.assertNotIn('eval/new_client/num_clients', rows[-1])
     # Each client gets its own model, and uploads its delta in its own row
-    # of a 6-row sum.
+    # of a 3-row sum, a row for each of the round's 3 clients.
     # (update_bytes counts the client's 4-byte weight too.)
     self.assertEqual(int(rows[0]['bytes/client_to_server']),
-                     6 * (int(rows[0]['bytes/server_to_client']) + 3 * 4))
+                     3 * (int(rows[0]['bytes/server_to_client']) + 3 * 4))
 
   def test_episodes_per_client_are_tasks_of_the_round(self):
     rows = self._continued_equals_uninterrupted(
