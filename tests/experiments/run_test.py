@@ -208,6 +208,16 @@ class RunTest(parameterized.TestCase):
     self.assertEqual(int(rows[0]['bytes/client_to_server']),
                      3 * (int(rows[0]['bytes/server_to_client']) + 3 * 4))
 
+  def test_pfedhn_run_with_adaptive_dp_resumes_its_clip(self):
+    # Without noise the run is deterministic; the adaptive clip (in the
+    # server state) binds, so a resume that lost it would differ.
+    rows = self._continued_equals_uninterrupted(
+        [*SMALL, '--algorithm=pfedhn', '--client_learning_rate=0.05',
+         '--dp_noise_multiplier=0'], 2)
+    clips = [float(r['aggregator/dp_query_metrics/clip']) for r in rows]
+    self.assertGreater(clips[1], clips[0])  # Most deltas were clipped.
+    self.assertIn('privacy/epsilon', rows[-1])
+
   def test_episodes_per_client_are_tasks_of_the_round(self):
     rows = self._continued_equals_uninterrupted(
         [*SMALL, '--algorithm=fed_maml', '--ways=3', '--shots=1',
