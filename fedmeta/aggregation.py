@@ -526,10 +526,11 @@ def dp_mean_factory(
 
 def _attack_seed(seed: int, round_num, value) -> tf.Tensor:
   """A stateless seed per (seed, round, client): the client is told apart by
-  the bits of its own update, which no other client shares."""
+  the bits of its own update, which no other client shares (as float32, so
+  that a float64 update gives one int32 too)."""
   first = tf.reshape(tf.nest.flatten(value)[0], [-1])
-  fingerprint = tf.bitcast(tf.reduce_sum(first * tf.cast(
-      tf.range(1, tf.size(first) + 1), first.dtype)), tf.int32)
+  fingerprint = tf.bitcast(tf.cast(tf.reduce_sum(first * tf.cast(
+      tf.range(1, tf.size(first) + 1), first.dtype)), tf.float32), tf.int32)
   return tf.stack([tf.constant(seed, tf.int32) + round_num, fingerprint])
 
 

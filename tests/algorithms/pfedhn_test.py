@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedmeta import aggregation
 from fedmeta import runtime
 from fedmeta.algorithms import pfedhn
 
@@ -307,6 +308,35 @@ class PFedHNProcessTest(absltest.TestCase):
                     for name in ('hypernetwork', 'embeddings')}
       self.assert_round_matches_hand(in_float64, output, self.keys,
                                      self.arrays, clip=clip, atol=atol)
+
+  def test_sign_flip_attackers_flip_their_own_rows(self):
+    # Every client attacks, sending -10 x its delta in its row: the round
+    # moves the weights by minus the honest round's at 10 x SERVER_LR.
+    def process(server_lr, **kwargs):
+      return pfedhn.build_pfedhn(
+          self.model, num_clients=NUM_CLIENTS, clients_per_round=2,
+          embedding_dim=EMBEDDING_DIM, hidden=(),
+          client_optimizer=tff.learning.optimizers.build_sgdm(CLIENT_LR),
+          server_optimizer=tff.learning.optimizers.build_sgdm(server_lr),
+          **kwargs)
+    datasets = [as_dataset(x, y) for x, y in self.arrays]
+    attacker = process(SERVER_LR, model_aggregator=(
+        aggregation.MaliciousClientsFactory(
+            tff.aggregators.MeanFactory(), fraction=1.0, attack='sign_flip',
+            scale=10.0)))
+    attacked = attacker.next(attacker.initialize(), self.keys, datasets)
+    # Its own state: TFF's SGD keeps its rate in the optimizer state.
+    honest_process = process(10 * SERVER_LR)
+    honest = honest_process.next(honest_process.initialize(), self.keys,
+                                 datasets)
+    for name in ('hypernetwork', 'embeddings'):
+      for got, want, before in zip(tf.nest.flatten(attacked.state[name]),
+                                   tf.nest.flatten(honest.state[name]),
+                                   tf.nest.flatten(self.state[name])):
+        np.testing.assert_allclose(got - before, before - want, rtol=0,
+                                   atol=1e-9)
+    self.assertGreater(np.abs(attacked.state['embeddings']
+                              - self.state['embeddings']).max(), 1e-3)
 
   def test_a_stateful_aggregator_keeps_its_state_in_the_servers(self):
     self.assertEqual(list(self.state),
