@@ -340,11 +340,13 @@ class PFedHNProcess(tff.templates.IterativeProcess):
   `select_client_weights` and `get_client_weights`."""
 
   def __init__(self, initialize_fn, next_fn, select_client_weights,
-               model_fn, num_clients: int, shapes: Shapes):
+               model_fn, num_clients: int, clients_per_round: int,
+               shapes: Shapes):
     super().__init__(initialize_fn, next_fn)
     self._select_client_weights = select_client_weights
     self._model_fn = model_fn
     self._num_clients = num_clients
+    self._clients_per_round = clients_per_round
     self._shapes = shapes
 
   @property
@@ -356,6 +358,11 @@ class PFedHNProcess(tff.templates.IterativeProcess):
   @property
   def num_clients(self) -> int:
     return self._num_clients
+
+  @property
+  def clients_per_round(self) -> int:
+    """The round's slots: the rows of a client's upload."""
+    return self._clients_per_round
 
   def get_client_weights(self, state, client_index: int
                          ) -> tff.learning.models.ModelWeights:
@@ -664,7 +671,7 @@ def build_pfedhn(
                                                         measurements)
 
   return PFedHNProcess(initialize_fn, next_fn, select_client_weights,
-                       model_fn, num_clients, shapes)
+                       model_fn, num_clients, slots, shapes)
 
 
 SPECS = {'pfedhn': specs.AlgorithmSpec(build_pfedhn, specs.client_sgd,

@@ -167,6 +167,11 @@ class PerClientModels:
         self._hypernetwork, list(weights.trainable[:-1])),
             'embeddings': weights.trainable[-1]}
 
+  @property
+  def clients_per_round(self) -> int:
+    """The rows of a client's upload (`PFedHNProcess.clients_per_round`)."""
+    return self._process.clients_per_round
+
   def client_weights(self, weights, key: int):
     """Client `key`'s generated `ModelWeights`."""
     return self._process.get_client_weights(self.server_state(weights), key)

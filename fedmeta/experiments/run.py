@@ -389,7 +389,7 @@ def build_round_metrics(process, num_clients: int, clients: dict,
        for w in weights.trainable],
       compression_bits=aggregator.compression_bits,
       rotation=aggregator.rotation) * (
-          min(config.clients_per_round, num_clients) if per_client else 1)
+          process.clients_per_round if per_client else 1)
 
   def round_metrics(round_num: int) -> dict:
     sampled, reporting, straggling, poisoners = clients.pop(round_num)
