@@ -249,12 +249,13 @@ class PFedHNProcessTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'client_index'):
       self.process.get_client_weights(self.state, NUM_CLIENTS)
 
-  def slotted(self, slots):
+  def slotted(self, slots, model=None, server_lr=SERVER_LR, **kwargs):
     return pfedhn.build_pfedhn(
-        self.model, num_clients=NUM_CLIENTS, clients_per_round=slots,
+        model or self.model, num_clients=NUM_CLIENTS, clients_per_round=slots,
         embedding_dim=EMBEDDING_DIM, hidden=(),
         client_optimizer=tff.learning.optimizers.build_sgdm(CLIENT_LR),
-        server_optimizer=tff.learning.optimizers.build_sgdm(SERVER_LR))
+        server_optimizer=tff.learning.optimizers.build_sgdm(server_lr),
+        **kwargs)
 
   def test_round_slots_upload_their_rows_only_and_equal_the_chain_rule(self):
     process = self.slotted(2)
@@ -293,12 +294,8 @@ class PFedHNProcessTest(absltest.TestCase):
          np.float64, 1e-6),
         (tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed(
             0.0, 2, clip), np.float32, 1e-5)):
-      process = pfedhn.build_pfedhn(
-          linear_regression(dtype), num_clients=NUM_CLIENTS,
-          clients_per_round=2, embedding_dim=EMBEDDING_DIM, hidden=(),
-          client_optimizer=tff.learning.optimizers.build_sgdm(CLIENT_LR),
-          server_optimizer=tff.learning.optimizers.build_sgdm(SERVER_LR),
-          model_aggregator=factory)
+      process = self.slotted(2, linear_regression(dtype),
+                             model_aggregator=factory)
       state = process.initialize()
       arrays = [tuple(a.astype(dtype) for a in xy) for xy in self.arrays]
       output = process.next(state, self.keys,
@@ -312,21 +309,14 @@ class PFedHNProcessTest(absltest.TestCase):
   def test_sign_flip_attackers_flip_their_own_rows(self):
     # Every client attacks, sending -10 x its delta in its row: the round
     # moves the weights by minus the honest round's at 10 x SERVER_LR.
-    def process(server_lr, **kwargs):
-      return pfedhn.build_pfedhn(
-          self.model, num_clients=NUM_CLIENTS, clients_per_round=2,
-          embedding_dim=EMBEDDING_DIM, hidden=(),
-          client_optimizer=tff.learning.optimizers.build_sgdm(CLIENT_LR),
-          server_optimizer=tff.learning.optimizers.build_sgdm(server_lr),
-          **kwargs)
     datasets = [as_dataset(x, y) for x, y in self.arrays]
-    attacker = process(SERVER_LR, model_aggregator=(
+    attacker = self.slotted(2, model_aggregator=(
         aggregation.MaliciousClientsFactory(
             tff.aggregators.MeanFactory(), fraction=1.0, attack='sign_flip',
             scale=10.0)))
     attacked = attacker.next(attacker.initialize(), self.keys, datasets)
     # Its own state: TFF's SGD keeps its rate in the optimizer state.
-    honest_process = process(10 * SERVER_LR)
+    honest_process = self.slotted(2, server_lr=10 * SERVER_LR)
     honest = honest_process.next(honest_process.initialize(), self.keys,
                                  datasets)
     for name in ('hypernetwork', 'embeddings'):
