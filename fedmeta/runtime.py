@@ -40,7 +40,7 @@ def set_up_entry_point() -> None:
 
 def set_local_context(*, default_num_clients: Optional[int] = None,
                       max_concurrent_computation_calls: Optional[int] = None,
-                      ) -> None:
+                      intra_op_threads: Optional[int] = None) -> None:
   """Runs TFF computations on the local C++ runtime (TFF's default backend).
 
   Secure-sum intrinsics (`tff.federated_secure_sum_bitwidth`, used by
@@ -54,10 +54,19 @@ def set_local_context(*, default_num_clients: Optional[int] = None,
       when None.
     max_concurrent_computation_calls: How many client computations the
       runtime runs at once; unbounded (TFF's default) when None.
+    intra_op_threads: Threads one TensorFlow op may use in the runtime's
+      worker process (its `TF_NUM_INTRAOP_THREADS`); TensorFlow's default,
+      one per core, when None. The driver's own TensorFlow is unchanged.
   """
   # pylint: disable-next=g-import-not-at-top
   import tensorflow_federated as tff
   install_worker_guard()
+  if intra_op_threads is not None and intra_op_threads < 1:
+    raise ValueError(
+        f'intra_op_threads: must be >= 1, got {intra_op_threads}')
+  worker_guard.set_worker_env(
+      {} if intra_op_threads is None
+      else {'TF_NUM_INTRAOP_THREADS': str(intra_op_threads)})
   kwargs = {}
   if default_num_clients is not None:
     kwargs['default_num_clients'] = default_num_clients

@@ -66,6 +66,37 @@ class BatchStatisticsTest(absltest.TestCase):
       np.testing.assert_allclose(predicted, logits, rtol=1e-4,
                                  atol=1e-4)
 
+  def test_snell_max_pooled_embedding_equals_hand_written_net(self):
+    model = omniglot.conv4_model_fn(None, norm='batch', downsample='max_pool')
+    rng = np.random.default_rng(2)
+    trainable = tuple(rng.normal(0, 0.3, size=w.shape).astype(np.float32)
+                      for w in model.initial_weights[0])
+    self.assertLen(trainable, 4 * 3)
+    x = rng.random((6, 28, 28, 1)).astype(np.float32)
+    h = x
+    for block in range(4):
+      kernel, bias, beta = trainable[3 * block:3 * block + 3]
+      h = tf.nn.conv2d(h, kernel, strides=1, padding='SAME').numpy() + bias
+      h = np.maximum(_hand_batch_norm(h.astype(np.float64), beta), 0)
+      # 2x2 max-pool, 'VALID': an odd side drops its last row and column.
+      side = h.shape[1] // 2
+      h = h[:, :2 * side, :2 * side].reshape(6, side, 2, side, 2, 64)
+      h = h.max(axis=(2, 4)).astype(np.float32)
+    self.assertEqual(h.shape, (6, 1, 1, 64))
+    with tf.Graph().as_default() as graph:
+      output = model.predict_on_batch((trainable, ()), x, training=True)
+      with tf.compat.v1.Session(graph=graph) as session:
+        embedded = session.run(output)
+    np.testing.assert_allclose(embedded, h.reshape(6, 64), rtol=1e-4,
+                               atol=1e-4)
+
+  def test_downsample_options(self):
+    strided = omniglot.conv4_model_fn(5, norm='group', downsample='stride')
+    shapes = [tuple(w.shape) for w in strided.initial_weights[0]]
+    self.assertEqual(shapes[-2:], [(64, 5), (5,)])
+    with self.assertRaisesRegex(Exception, 'downsample: must be one of'):
+      omniglot.conv4_model_fn(5, downsample='avg_pool')
+
   def test_group_norm_net_is_unchanged(self):
     model = omniglot.conv4_model_fn(5)
     shapes = [tuple(w.shape) for w in model.initial_weights[0]]

@@ -67,6 +67,22 @@ import fedmeta.data, fedmeta.models, fedmeta.privacy, fedmeta.runtime
 print(state() == before, before[1] is subprocess)
 '''
 
+# Prints each worker's TF_NUM_INTRAOP_THREADS: one context with the option,
+# then one without it, in a process whose environment does not set it.
+INTRA_OP_THREADS = r'''
+import os
+from fedmeta import runtime
+import tensorflow_federated as tff
+os.environ.pop('TF_NUM_INTRAOP_THREADS', None)
+for threads in (1, None):
+  runtime.set_local_context(intra_op_threads=threads)
+  tff.federated_computation(lambda: 'ok')()
+  pid, = runtime.live_worker_pids()
+  with open(f'/proc/{pid}/environ', 'rb') as f:
+    env = dict(e.split(b'=', 1) for e in f.read().split(b'\0') if b'=' in e)
+  print(env.get(b'TF_NUM_INTRAOP_THREADS', b'unset').decode(), flush=True)
+'''
+
 
 def _start(mode: str) -> subprocess.Popen:
   return subprocess.Popen(
@@ -134,6 +150,15 @@ class RuntimeTest(parameterized.TestCase):
     first = {int(p) for p in proc.stdout.split()[1:]}
     self.assertLen(first, 1)
     self.assertEmpty(processes.wait_dead(first))
+
+  def test_intra_op_threads_reach_only_the_workers_asked(self):
+    proc = subprocess.run(
+        [sys.executable, '-c', INTRA_OP_THREADS], cwd=REPO, text=True,
+        capture_output=True, timeout=TIMEOUT_S, check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertEqual(proc.stdout.split(), ['1', 'unset'])
+    with self.assertRaisesRegex(ValueError, 'intra_op_threads: must be >= 1'):
+      runtime.set_local_context(intra_op_threads=0)
 
   @parameterized.parameters(signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
   def test_worker_dies_with_signalled_parent(self, signum):

@@ -141,6 +141,7 @@ class ExperimentConfig:
   attack: AttackConfig
   output: OutputConfig
   workers: tuple[str, ...]
+  intra_op_threads: int | None
   describe: bool
   given: frozenset[str]
   flags: Mapping[str, Any]
@@ -247,6 +248,7 @@ def from_flags(values: Mapping[str, Any], given: frozenset[str],
                           experiment_name=values['experiment_name'],
                           checkpoint_every=values['checkpoint_every']),
       workers=tuple(values['workers']),
+      intra_op_threads=values['intra_op_threads'],
       describe=values['describe'],
       given=frozenset(given),
       flags=_frozen(values),

@@ -16,7 +16,7 @@ RunError = config_lib.RunError
 CONFIG_JSON = 'config.json'
 _MAY_CHANGE_ON_RESUME = frozenset({
     'rounds', 'eval_every', 'checkpoint_every', 'data_dir', 'describe',
-    'root_output_dir', 'experiment_name', 'workers'})
+    'root_output_dir', 'experiment_name', 'workers', 'intra_op_threads'})
 # Flags added after runs were made, with the value those runs ran as (a
 # fixed support/query split was all there was).
 _BEFORE = {'resample_support': False, 'ways': None}

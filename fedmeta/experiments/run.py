@@ -326,6 +326,10 @@ flags.DEFINE_list(
     'workers', [], 'host:port of TFF workers (`fedmeta-worker --port=N`) '
     "across which each round's clients are split; the local C++ runtime "
     'when empty.')
+flags.DEFINE_integer(
+    'intra_op_threads', None, "Threads one TensorFlow op may use in the local "
+    "runtime's worker; TensorFlow's default (one per core) when unset. 1 "
+    'runs small clients (few-shot episodes) faster.', lower_bound=1)
 # Not '/tmp/fedmeta': a directory named like the package would shadow it for
 # any Python started in /tmp.
 flags.DEFINE_string('root_output_dir', '/tmp/fedmeta_runs',
@@ -413,8 +417,12 @@ def build_round_metrics(process, num_clients: int, clients: dict,
 def set_execution_context(config: config_lib.ExperimentConfig) -> None:
   """The local C++ runtime, or the TFF workers of --workers."""
   if not config.workers:
-    runtime.set_local_context()
+    runtime.set_local_context(intra_op_threads=config.intra_op_threads)
     return
+  if config.intra_op_threads is not None:
+    raise RunError('--intra_op_threads: sets the local runtime\'s worker; '
+                   'give TFF workers TF_NUM_INTRAOP_THREADS in their own '
+                   'environment')
   try:
     runtime.set_remote_context(list(config.workers))
   except runtime.WorkerError as e:

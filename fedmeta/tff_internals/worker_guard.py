@@ -15,7 +15,8 @@ that every worker it starts
   * takes SIGINT, with which TFF stops it, even where this process was
     started with SIGINT ignored (a background job) or blocked;
   * writes its logs to /dev/null (or to our stderr when TF logs are on) instead
-    of holding our stdout.
+    of holding our stdout;
+  * gets the environment variables of `set_worker_env` on top of ours.
 """
 
 import atexit
@@ -40,6 +41,8 @@ _workers: list[subprocess.Popen] = []
 # TFF's `ServiceManager` classes whose workers we started (see `stop_workers`).
 _manager_classes: set[type] = set()
 _guard_installed = False
+# Added to the environment of the workers started from now on.
+_worker_env: dict[str, str] = {}
 
 
 def _load_libc():
@@ -83,6 +86,8 @@ class GuardedPopen(subprocess.Popen):
         os._exit(1)
 
     sink = sys.stderr if tf_logs.enabled() else subprocess.DEVNULL
+    if _worker_env:
+      kwargs['env'] = {**kwargs.get('env', os.environ), **_worker_env}
     super().__init__(args, stdout=sink, stderr=sink,
                      preexec_fn=die_with_parent, **kwargs)
     # Called as ServiceManager.get_stub -> start_process -> Popen.
@@ -99,6 +104,14 @@ class _SubprocessWithGuard:
 
   def __getattr__(self, name):
     return getattr(subprocess, name)
+
+
+def set_worker_env(env: dict[str, str]) -> None:
+  """Workers started from now on get `env` on top of this process's
+  environment (none added when empty)."""
+  with _lock:
+    _worker_env.clear()
+    _worker_env.update(env)
 
 
 def live_worker_pids() -> list[int]:

@@ -35,6 +35,10 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per contender.')
 _CONCURRENCY = flags.DEFINE_integer(
     'concurrency', None, "Client computations TFF's runtime runs at once; "
     'unbounded if unset.')
+_INTRA_OP_THREADS = flags.DEFINE_integer(
+    'intra_op_threads', None, "Threads a TF op may use in TFF's worker "
+    '(`fedmeta.runtime.set_local_context`); TF\'s default if unset.',
+    lower_bound=1)
 _DATA_DIR = flags.DEFINE_string('data_dir', None,
                                 'Data root; default ../shared/data.')
 _CLIENTS = flags.DEFINE_integer('clients', 10, 'Tasks (clients) a round.',
@@ -84,7 +88,8 @@ def centralized_step_fn(model, sx, sy, qx, qy):
 def main(argv):
   del argv
   runtime.set_local_context(
-      max_concurrent_computation_calls=_CONCURRENCY.value)
+      max_concurrent_computation_calls=_CONCURRENCY.value,
+      intra_op_threads=_INTRA_OP_THREADS.value)
   task = data.load('omniglot', data_dir=_DATA_DIR.value, split='maml',
                    ways=_WAYS.value, norm=_NORM.value)
   sampler = data.EpisodeSampler(task.train, ways=_WAYS.value,
@@ -122,7 +127,8 @@ def main(argv):
       'benchmark': 'fed_maml_round',
       'clients': _CLIENTS.value, 'ways': _WAYS.value, 'shots': _SHOTS.value,
       'query_per_class': _QUERY_SHOTS.value, 'norm': _NORM.value,
-      'concurrency': _CONCURRENCY.value, 'repeats': _REPEATS.value,
+      'concurrency': _CONCURRENCY.value,
+      'intra_op_threads': _INTRA_OP_THREADS.value, 'repeats': _REPEATS.value,
       'median_seconds': {k: round(v, 4) for k, v in med.items()},
       'fed_maml_over_centralized': round(
           med['fed_maml'] / med['centralized'], 3),

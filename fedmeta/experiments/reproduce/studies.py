@@ -248,7 +248,19 @@ STUDIES = {
                           'all_runs/accuracy',
                           'error 4.5% people, 3.3% BPL, 8% Siamese net '
                           '(Lake et al. 2015)')),
-                evaluation='omniglot_all_runs'),),
+                evaluation='omniglot_all_runs'),
+            # Snell et al.'s max-pooled embedding (3.7x the multiply-adds).
+            Run('20way_1shot_fed_protonet_max_pool',
+                'omniglot_episodes_20way_1shot_fed_protonet',
+                ('--task_option=downsample=max_pool',),
+                rows=(Row('fed ProtoNet, 20-way 1-shot, max-pooled '
+                          'embedding', _after(ACC), '96.0% (ProtoNets)'),
+                      Row('fed ProtoNet, 20-way 1-shot, max-pooled '
+                          'embedding, official all_runs', 'all_runs/accuracy',
+                          'error 4.5% people, 3.3% BPL, 8% Siamese net '
+                          '(Lake et al. 2015)')),
+                evaluation='omniglot_all_runs',
+                short=('--rounds=2000', '--eval_every=250'))),
         short=('--rounds=3000', '--checkpoint_every=50'),
         time_targets=(0.95, 0.98)),
     'fedprox_synthetic': Study(
