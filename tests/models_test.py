@@ -22,6 +22,23 @@ def _hand_batch_norm(x, beta, gamma=None, epsilon=1e-3):
   return y * (1.0 if gamma is None else gamma) + beta
 
 
+def _hand_conv4(x, trainable, strides, max_pool):
+  """MAML's / Snell et al.'s 4 conv blocks by hand: conv, batch norm on the
+  batch's statistics, ReLU, and with `max_pool` a 2x2 'VALID' max-pool (an
+  odd side drops its last row and column)."""
+  h = x
+  for block in range(4):
+    kernel, bias, beta = trainable[3 * block:3 * block + 3]
+    h = tf.nn.conv2d(h, kernel, strides=strides, padding='SAME').numpy() + bias
+    h = np.maximum(_hand_batch_norm(h.astype(np.float64), beta), 0)
+    if max_pool:
+      n, side = len(h), h.shape[1] // 2
+      h = h[:, :2 * side, :2 * side].reshape(n, side, 2, side, 2, 64)
+      h = h.max(axis=(2, 4))
+    h = h.astype(np.float32)
+  return h
+
+
 class BatchStatisticsTest(absltest.TestCase):
 
   def test_equals_hand_computation_in_both_modes(self):
@@ -49,12 +66,7 @@ class BatchStatisticsTest(absltest.TestCase):
     # Per block: conv kernel, conv bias, beta; then dense kernel and bias.
     self.assertLen(trainable, 4 * 3 + 2)
     x = rng.random((6, 28, 28, 1)).astype(np.float32)
-    h = x
-    for block in range(4):
-      kernel, bias, beta = trainable[3 * block:3 * block + 3]
-      h = tf.nn.conv2d(h, kernel, strides=2, padding='SAME').numpy() + bias
-      h = np.maximum(_hand_batch_norm(h.astype(np.float64), beta), 0)
-      h = h.astype(np.float32)
+    h = _hand_conv4(x, trainable, strides=2, max_pool=False)
     self.assertEqual(h.shape, (6, 2, 2, 64))
     logits = h.mean(axis=(1, 2)) @ trainable[12] + trainable[13]
     for training in (True, False):
@@ -73,15 +85,7 @@ class BatchStatisticsTest(absltest.TestCase):
                       for w in model.initial_weights[0])
     self.assertLen(trainable, 4 * 3)
     x = rng.random((6, 28, 28, 1)).astype(np.float32)
-    h = x
-    for block in range(4):
-      kernel, bias, beta = trainable[3 * block:3 * block + 3]
-      h = tf.nn.conv2d(h, kernel, strides=1, padding='SAME').numpy() + bias
-      h = np.maximum(_hand_batch_norm(h.astype(np.float64), beta), 0)
-      # 2x2 max-pool, 'VALID': an odd side drops its last row and column.
-      side = h.shape[1] // 2
-      h = h[:, :2 * side, :2 * side].reshape(6, side, 2, side, 2, 64)
-      h = h.max(axis=(2, 4)).astype(np.float32)
+    h = _hand_conv4(x, trainable, strides=1, max_pool=True)
     self.assertEqual(h.shape, (6, 1, 1, 64))
     with tf.Graph().as_default() as graph:
       output = model.predict_on_batch((trainable, ()), x, training=True)
