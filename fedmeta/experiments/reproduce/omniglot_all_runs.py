@@ -48,11 +48,12 @@ def evaluate(run_dir: str, data_dir=None) -> dict:
   with open(os.path.join(run_dir, training_loop.SUMMARY_JSON)) as f:
     flags = json.load(f)['flags']
   options = dict(o.split('=', 1) for o in flags['task_option'])
-  norm = options.get('norm', 'group')
+  norm, downsample = options.get('norm', 'group'), options.get('downsample')
   runtime.set_local_context()
   if flags['algorithm'] == 'fed_protonet':
     evaluate_fn = algorithms.build_protonet_eval(
-        omniglot.conv4_model_fn(None, norm), distance=flags['distance'])
+        omniglot.conv4_model_fn(None, norm, downsample),
+        distance=flags['distance'])
   else:
     spec = algorithms.ALGORITHMS[flags['algorithm']]
     # Runs made before --inner_optimizer adapted with SGD.
@@ -60,7 +61,7 @@ def evaluate(run_dir: str, data_dir=None) -> dict:
         inner_learning_rate=flags['inner_learning_rate'],
         inner_optimizer=flags.get('inner_optimizer', 'sgd'))
     evaluate_fn = algorithms.build_personalization_eval(
-        omniglot.conv4_model_fn(WAYS, norm),
+        omniglot.conv4_model_fn(WAYS, norm, downsample),
         inner_learning_rate=flags['inner_learning_rate'],
         inner_steps=flags['eval_inner_steps'] or flags['inner_steps'],
         learned_rates=spec.learned_rates,
