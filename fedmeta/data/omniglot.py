@@ -257,6 +257,18 @@ def _drawer_clients(images, rotations, drawers):
   return ids, pairs
 
 
+def _model_options(norm: str, downsample: str | None) -> tuple[str, str]:
+  """`norm` and `downsample` checked, downsample None as the norm's own."""
+  if norm not in NORMS:
+    raise task_lib.DataError(f'norm: must be one of {NORMS}, got {norm!r}')
+  if downsample is None:
+    downsample = 'stride' if norm == 'batch' else 'max_pool'
+  if downsample not in DOWNSAMPLES:
+    raise task_lib.DataError(
+        f'downsample: must be one of {DOWNSAMPLES}, got {downsample!r}')
+  return norm, downsample
+
+
 def conv4_model_fn(num_classes: int | None, norm: str = 'group',
                    downsample: str | None = None):
   """MAML's 4-block conv net for Omniglot; with `num_classes` None, without
@@ -282,13 +294,7 @@ def conv4_model_fn(num_classes: int | None, norm: str = 'group',
   default with norm='batch'): stride-2 convolutions, then the mean over the
   remaining 2x2 positions.
   """
-  if norm not in NORMS:
-    raise task_lib.DataError(f'norm: must be one of {NORMS}, got {norm!r}')
-  if downsample is None:
-    downsample = 'stride' if norm == 'batch' else 'max_pool'
-  if downsample not in DOWNSAMPLES:
-    raise task_lib.DataError(
-        f'downsample: must be one of {DOWNSAMPLES}, got {downsample!r}')
+  norm, downsample = _model_options(norm, downsample)
   strides = 2 if downsample == 'stride' else 1
 
   def keras_model():
@@ -360,11 +366,7 @@ def load(data_dir: str | None = None, *, split: str = 'maml', ways: int = 5,
         f'clients_by: must be one of {CLIENTS_BY}, got {clients_by!r}')
   if ways < 2:
     raise task_lib.DataError(f'ways: must be >= 2, got {ways}')
-  if norm not in NORMS:
-    raise task_lib.DataError(f'norm: must be one of {NORMS}, got {norm!r}')
-  if downsample not in (None,) + DOWNSAMPLES:
-    raise task_lib.DataError(
-        f'downsample: must be one of {DOWNSAMPLES}, got {downsample!r}')
+  _model_options(norm, downsample)  # Before the files are read.
   if pool_size < 1:
     raise task_lib.DataError(f'pool_size: must be >= 1, got {pool_size}')
   if pool_by not in POOL_BY:
