@@ -3,6 +3,8 @@
 Every function returns a `tff.aggregators` factory that any fedmeta builder
 takes as `model_aggregator` (unweighted ones are averaged uniformly):
 
+- `FusedMeanFactory`, the builders' default: TFF's weighted mean, bit for bit,
+  with one federated sum a round instead of two.
 - Robust statistics: `median_factory` (coordinate-wise median) and
   `trimmed_mean_factory` (Yin et al. 2018, "Byzantine-Robust Distributed
   Learning: Towards Optimal Statistical Rates"); norm clipping and zeroing are
@@ -83,6 +85,52 @@ def as_weighted(factory: Factory) -> tff.aggregators.WeightedAggregationFactory:
   if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
     return factory
   return tff.aggregators.as_weighted_aggregator(factory)
+
+
+class FusedMeanFactory(tff.aggregators.MeanFactory):
+  """TFF's `MeanFactory` with values and weights summed in one
+  `tff.federated_sum`.
+
+  TFF's C++ runtime runs a federated sum as a chain of one accumulate call
+  per client, and waits for the chain before it goes on, so `MeanFactory`'s
+  two sums (the weighted values, then the weights) cost a round two chains.
+  The products, the sums (in client order) and the division are
+  `MeanFactory`'s, so the mean is the same bit for bit, and so are the
+  process's state and measurement types: a checkpoint of either resumes with
+  the other. With other inner sum factories (secure, encoded) it is
+  `MeanFactory` itself.
+  """
+
+  def create(self, value_type, weight_type):
+    reference = super().create(value_type, weight_type)
+    if not (type(self._value_sum_factory) is tff.aggregators.SumFactory and
+            type(self._weight_sum_factory) is tff.aggregators.SumFactory):
+      return reference
+    divide = (tf.math.divide_no_nan if self._no_nan_division
+              else tf.math.divide)
+
+    @tff.tensorflow.computation
+    def weigh(value, weight):
+      return (tf.nest.map_structure(lambda x: x * tf.cast(weight, x.dtype),
+                                    value), weight)
+
+    @tff.tensorflow.computation
+    def mean(value_sum, weight_sum):
+      return tf.nest.map_structure(
+          lambda x: divide(x, tf.cast(weight_sum, x.dtype)), value_sum)
+
+    @tff.federated_computation(*reference.next.type_signature.parameter)
+    def next_fn(state, value, weight):
+      sums = tff.federated_sum(tff.federated_map(weigh, (value, weight)))
+      # SumFactory's state and measurements are empty: MeanFactory's state
+      # passes through unchanged, and its measurements are these.
+      return tff.templates.MeasuredProcessOutput(
+          state, tff.federated_map(mean, sums),
+          tff.federated_value(
+              collections.OrderedDict(mean_value=(), mean_weight=()),
+              tff.SERVER))
+
+    return tff.templates.AggregationProcess(reference.initialize, next_fn)
 
 
 class _SampleStatistic:

@@ -170,7 +170,7 @@ def _inner_mean(config: AggregatorConfig):
   if config.compression_bits:
     return aggregation.compressed_mean_factory(config.compression_bits,
                                                rotation=config.rotation)
-  return tff.aggregators.MeanFactory()
+  return aggregation.FusedMeanFactory()
 
 
 def build_model_aggregator(config: AggregatorConfig):

@@ -339,6 +339,60 @@ def _np_centered_clip(x, start, radius, iterations):
   return v
 
 
+class FusedMeanTest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    runtime.set_local_context()
+
+  def _both(self, value_type, **kwargs):
+    return (aggregation.FusedMeanFactory(**kwargs).create(value_type, WEIGHT),
+            tff.aggregators.MeanFactory(**kwargs).create(value_type, WEIGHT))
+
+  @parameterized.parameters(
+      ([3.0, 1.0, 0.0, 4.0, 1.5, 9.0], False),
+      ([3.0, 1.0, 0.0, 4.0, 1.5, 9.0], True),
+      ([0.0] * 6, False),  # NaN, as TFF's.
+      ([0.0] * 6, True))
+  def test_equals_tff_mean_bit_for_bit(self, weights, no_nan_division):
+    value_type = tff.StructWithPythonType(
+        [tff.TensorType(np.float32, [3, 4]), tff.TensorType(np.float64, [5])],
+        list)
+    rng = np.random.default_rng(1)
+    values = [[rng.normal(size=[3, 4]).astype(np.float32),
+               rng.normal(size=[5])] for _ in weights]
+    fused, plain = self._both(value_type, no_nan_division=no_nan_division)
+    self.assertEqual(fused.initialize.type_signature,
+                     plain.initialize.type_signature)
+    self.assertEqual(fused.next.type_signature, plain.next.type_signature)
+    got = fused.next(fused.initialize(), values, weights)
+    want = plain.next(plain.initialize(), values, weights)
+    for g, w in zip(got.result, want.result):
+      np.testing.assert_array_equal(g, w)
+    self.assertEqual(got.state, want.state)
+    self.assertEqual(got.measurements, want.measurements)
+
+  def test_one_federated_sum_where_tff_has_two(self):
+    fused, plain = self._both(VALUE)
+    sums = lambda process: [
+        uri for uri, _ in testing.intrinsic_calls(
+            process.next.to_building_block()) if uri == 'federated_sum']
+    self.assertLen(sums(fused), 1)
+    self.assertLen(sums(plain), 2)
+
+  def test_other_sum_factories_give_tff_mean(self):
+    secure = tff.aggregators.SecureSumFactory(50.0, -50.0)
+    fused = aggregation.FusedMeanFactory(value_sum_factory=secure).create(
+        VALUE, WEIGHT)
+    plain = tff.aggregators.MeanFactory(value_sum_factory=secure).create(
+        VALUE, WEIGHT)
+    uris = lambda process: sorted(
+        uri for uri, _ in testing.intrinsic_calls(
+            process.next.to_building_block()))
+    self.assertEqual(uris(fused), uris(plain))
+
+
 class ByzantineTest(parameterized.TestCase):
   """Krum, Multi-Krum, Bulyan, the geometric median and centered clipping
   against numpy implementations of their papers' definitions."""

@@ -156,6 +156,18 @@ def aggregate(factory, value_type, values, weights=None):
   return np.asarray(output.result), output.measurements
 
 
+def intrinsic_calls(building_block):
+  """(uri, call type) of every intrinsic call in a building block."""
+  found, stack = [], [building_block]
+  while stack:
+    block = stack.pop()
+    if (isinstance(block, tff.framework.Call)
+        and isinstance(block.function, tff.framework.Intrinsic)):
+      found.append((block.function.uri, block.type_signature))
+    stack.extend(block.children())
+  return found
+
+
 def runner_config(*args):
   """The runner's `ExperimentConfig` for command-line `args`, parsed in
   this process (the runner's flags are defined on first use)."""

@@ -116,6 +116,13 @@ def build_client_work(
   finalize_metrics = local_tf.build_metrics_finalizer(
       model_spec.finalize_metrics)
 
+  # One federated sum of the metrics and the counts together: TFF's runtime
+  # runs each sum as a chain of one call per client, and waits for it.
+  @tff.tensorflow.computation(client_update.type_signature.result[1:])
+  def measure(sums):
+    metrics, dropped = sums
+    return collections.OrderedDict(train=finalize_metrics(metrics), **dropped)
+
   @tff.federated_computation
   def init_fn():
     return tff.federated_value((), tff.SERVER)
@@ -126,11 +133,8 @@ def build_client_work(
       tff.FederatedType(data_type, tff.CLIENTS))
   def next_fn(state, weights, data):
     result, metrics, dropped = tff.federated_map(client_update, (weights, data))
-    train = tff.learning.metrics.sum_then_finalize(finalize_metrics)(metrics)
-    measurements = tff.federated_zip(collections.OrderedDict(
-        train=train,
-        clients_empty=tff.federated_sum(dropped.clients_empty),
-        clients_non_finite=tff.federated_sum(dropped.clients_non_finite)))
+    measurements = tff.federated_map(
+        measure, tff.federated_sum((metrics, dropped)))
     return tff.templates.MeasuredProcessOutput(state, result, measurements)
 
   return tff.learning.templates.ClientWorkProcess(init_fn, next_fn)
@@ -154,7 +158,8 @@ def build_learning_process(
       a gradient (`tff.learning.templates.build_apply_optimizer_finalizer`).
     model_aggregator: Any `tff.aggregators` factory (see
       `fedmeta.aggregation`); an unweighted one averages clients uniformly.
-      `tff.aggregators.MeanFactory()` when None.
+      `fedmeta.aggregation.FusedMeanFactory()` (TFF's `MeanFactory`, bit for
+      bit) when None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast when None.
     initial_weights_fn: A no-arg `tff.tensorflow.computation` returning the
@@ -174,7 +179,7 @@ def build_learning_process(
     model_distributor = tff.learning.templates.build_broadcast_process(
         weights_type)
   if model_aggregator is None:
-    model_aggregator = tff.aggregators.MeanFactory()
+    model_aggregator = aggregation.FusedMeanFactory()
   if not isinstance(model_aggregator, (
       tff.aggregators.WeightedAggregationFactory,
       tff.aggregators.UnweightedAggregationFactory)):

@@ -49,7 +49,7 @@ def build_fed_avg(
     proximal_strength: FedProx's mu (see `fed_prox`); 0 is plain FedAvg.
     model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
       an unweighted one averages clients uniformly);
-      `tff.aggregators.MeanFactory()` if None.
+      `fedmeta.aggregation.FusedMeanFactory()` if None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast if None.
 

@@ -434,7 +434,7 @@ def build_pfedhn(
       if None.
     model_aggregator: Combines the clients' [clients_per_round, ...] uploads,
       each weighted by 1 (0 for a client that counts as not sampled), into
-      their mean; `tff.aggregators.MeanFactory()` if None. The server
+      their mean; `fedmeta.aggregation.FusedMeanFactory()` if None. The server
       multiplies it by m to recover the row sums, so a mean whose
       denominator is fixed (DP's clients_per_round) is exact when every
       client of the round reports. Each client's delta fills its own row, so
@@ -501,7 +501,7 @@ def build_pfedhn(
         hypernetwork=phi, embeddings=embeddings,
         optimizer_state=server_optimizer.initialize(tensor_specs))
 
-  model_aggregator = model_aggregator or tff.aggregators.MeanFactory()
+  model_aggregator = model_aggregator or aggregation.FusedMeanFactory()
   rows_type = tff.StructWithPythonType(
       [tff.TensorType(dtype, [slots, *s]) for s in shapes], tuple)
   aggregator = aggregation.as_weighted(model_aggregator).create(

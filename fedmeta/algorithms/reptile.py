@@ -65,7 +65,7 @@ def build_reptile(
     client_weighting: Weight differences by support examples or uniformly.
     model_aggregator: Any `tff.aggregators` factory (`fedmeta.aggregation`;
       an unweighted one averages clients uniformly);
-      `tff.aggregators.MeanFactory()` if None.
+      `fedmeta.aggregation.FusedMeanFactory()` if None.
     model_distributor: A `tff.learning.templates.DistributionProcess`;
       broadcast if None.
 

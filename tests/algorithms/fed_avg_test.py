@@ -48,6 +48,26 @@ class FedAvgTest(parameterized.TestCase):
         outputs[-1].metrics['client_work']['train']['num_examples'],
         sum(SIZES))
 
+  def test_fused_mean_and_one_metrics_sum_change_no_bit(self):
+    # The default aggregator (FusedMeanFactory) against TFF's MeanFactory;
+    # the client work sums metrics and counts in one federated sum.
+    model = testing.softmax_regression(hidden=5)
+    datasets = testing.client_datasets(SIZES)
+    build = lambda **kwargs: algorithms.build_fed_avg(
+        model, client_optimizer=tff.learning.optimizers.build_sgdm(0.1),
+        **kwargs)
+    fused = build()
+    weights, outputs = testing.run_rounds(fused, datasets, 3)
+    ref_weights, ref_outputs = testing.run_rounds(
+        build(model_aggregator=tff.aggregators.MeanFactory()), datasets, 3)
+    for got, want in zip(tf.nest.flatten(weights),
+                         tf.nest.flatten(ref_weights)):
+      np.testing.assert_array_equal(got, want)
+    self.assertEqual(outputs[-1].metrics, ref_outputs[-1].metrics)
+    sums = [uri for uri, _ in testing.intrinsic_calls(
+        fused.next.to_building_block()) if uri == 'federated_sum']
+    self.assertLen(sums, 2)  # The metrics with the counts; the mean.
+
   def test_one_client_full_batch_equals_centralized_gradient_step(self):
     model = testing.softmax_regression()
     (x, y), = testing.client_arrays([12])

@@ -8,6 +8,7 @@ import tensorflow_federated as tff
 from fedmeta import aggregation
 from fedmeta import runtime
 from fedmeta.algorithms import pfedhn
+from tests import testing
 
 NUM_CLIENTS, EMBEDDING_DIM = 4, 2
 CLIENT_LR, SERVER_LR = 0.1, 0.5
@@ -72,18 +73,6 @@ def tensor_types(type_spec):
   if isinstance(type_spec, tff.TensorType):
     return [type_spec]
   return [t for member in type_spec for t in tensor_types(member)]
-
-
-def intrinsic_calls(building_block):
-  """(uri, call type) of every intrinsic call in a building block."""
-  found, stack = [], [building_block]
-  while stack:
-    block = stack.pop()
-    if (isinstance(block, tff.framework.Call)
-        and isinstance(block.function, tff.framework.Intrinsic)):
-      found.append((block.function.uri, block.type_signature))
-    stack.extend(block.children())
-  return found
 
 
 class PFedHNProcessTest(absltest.TestCase):
@@ -221,7 +210,7 @@ class PFedHNProcessTest(absltest.TestCase):
         self.assertIsInstance(parameter.member, (tff.TensorType,
                                                  tff.SequenceType))
 
-    calls = intrinsic_calls(self.process.next.to_building_block())
+    calls = testing.intrinsic_calls(self.process.next.to_building_block())
     uris = [uri for uri, _ in calls]
     self.assertEqual(uris.count('federated_select'), 1)
     self.assertNotIn('federated_broadcast', uris)
@@ -262,7 +251,7 @@ class PFedHNProcessTest(absltest.TestCase):
     # Every float tensor the clients send is a [2, ...] slot layout (the
     # rows through the mean, then their counts) or a scalar (the weights'
     # and metrics' sums); the one-hot keys are int32[4].
-    sent = [tuple(t.shape) for uri, call in intrinsic_calls(
+    sent = [tuple(t.shape) for uri, call in testing.intrinsic_calls(
         process.next.to_building_block()) if uri == 'federated_sum'
             for t in tensor_types(call.member) if t.dtype == np.float64]
     self.assertCountEqual(sent, [(2, 3, 1), (2, 1), (2,)])

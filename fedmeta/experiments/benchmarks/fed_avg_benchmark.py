@@ -27,6 +27,7 @@ runtime.set_up_entry_point()  # Before TensorFlow's first import.
 from fedmeta import algorithms
 from fedmeta import models
 from fedmeta.data import files
+from fedmeta.experiments.benchmarks import local_runtime
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 import tensorflow_federated as tff  # pylint: disable=g-bad-import-order
@@ -88,7 +89,7 @@ def client_datasets(x, y):
 
 def main(argv):
   del argv
-  runtime.set_local_context()
+  local_runtime.set_local_context()
   x, y = load_examples()
   loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   model = functional_cnn()
@@ -129,7 +130,9 @@ def main(argv):
   print(json.dumps({
       'benchmark': 'fed_avg_round',
       'clients': _CLIENTS.value, 'examples_per_client': _EXAMPLES.value,
-      'batch': _BATCH.value, 'repeats': _REPEATS.value,
+      'batch': _BATCH.value,
+      'intra_op_threads': local_runtime.INTRA_OP_THREADS.value,
+      'repeats': _REPEATS.value,
       'median_seconds': {k: round(v, 4) for k, v in med.items()},
       'fedmeta_over_tff': round(med['fedmeta'] / med['tff'], 3),
       'fedmeta_over_keras': round(med['fedmeta'] / med['keras'], 3),

@@ -32,6 +32,7 @@ runtime.set_up_entry_point()  # Before TensorFlow's first import.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from fedmeta import experiments
 from fedmeta.experiments.benchmarks import fed_maml_benchmark
+from fedmeta.experiments.benchmarks import local_runtime
 from fedmeta import data
 
 _ROUNDS = flags.DEFINE_integer('rounds', 100, 'Rounds (steps) of each run.',
@@ -47,7 +48,8 @@ def runner_once(root: str) -> tuple[float, float]:
       [sys.executable, '-m', 'fedmeta.experiments.run', f'--flagfile={CONFIG}',
        f'--rounds={_ROUNDS.value}', f'--eval_every={_ROUNDS.value}',
        f'--checkpoint_every={_ROUNDS.value}', '--eval_episodes=10',
-       f'--root_output_dir={root}', '--experiment_name=r'],
+       f'--root_output_dir={root}', '--experiment_name=r',
+       *local_runtime.flag_args()],
       cwd=experiments.REPO, check=True, stdout=subprocess.DEVNULL)
   wall = time.perf_counter() - t0
   with open(os.path.join(root, 'r', 'metrics.csv')) as f:
@@ -89,7 +91,9 @@ def main(argv):
   centralized = statistics.median(steps)
   print(json.dumps({
       'benchmark': 'maml_omniglot_run', 'rounds': _ROUNDS.value,
-      'tasks_per_round': TASKS, 'repeats': flags.FLAGS.repeats,
+      'tasks_per_round': TASKS,
+      'intra_op_threads': local_runtime.INTRA_OP_THREADS.value,
+      'repeats': flags.FLAGS.repeats,
       'median_seconds': {'runner_rounds': round(rounds, 2),
                          'runner_wall': round(wall, 2),
                          'centralized_steps': round(centralized, 2)},

@@ -29,6 +29,7 @@ runtime.set_up_entry_point()  # Before TensorFlow's first import.
 from fedmeta import algorithms
 from fedmeta import data
 from fedmeta import experiments
+from fedmeta.experiments.benchmarks import local_runtime
 from fedmeta.experiments import training_loop
 
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per size.')
@@ -45,7 +46,7 @@ _CLIENTS_FOR_MEMORY = 10
 
 def _fed_avg(num_clients: int):
   """(process, round function of (state, round, clients per round))."""
-  runtime.set_local_context()
+  local_runtime.set_local_context()
   task = data.load('sinusoid', num_clients=num_clients)
   process = algorithms.build_fed_avg(task.model_fn())
 
@@ -99,11 +100,13 @@ def main(argv):
   memory = {}
   for population in _POPULATIONS.value:
     out = subprocess.run(
-        [sys.executable, '-m', __spec__.name, f'--memory_child={population}'],
+        [sys.executable, '-m', __spec__.name, f'--memory_child={population}',
+         *local_runtime.flag_args()],
         check=True, capture_output=True, text=True, cwd=experiments.REPO)
     memory[population] = int(out.stdout.split()[-1])
   print(json.dumps({
       'benchmark': 'fed_avg_scaling',
+      'intra_op_threads': local_runtime.INTRA_OP_THREADS.value,
       'repeats': _REPEATS.value,
       'median_round_seconds': {s: round(statistics.median(t), 4)
                                for s, t in times.items()},
