@@ -15,9 +15,10 @@ done
 .venv/bin/python -m fedmeta.experiments.benchmarks.fed_avg_benchmark --repeats=7 \
   --clients=50 --examples_per_client=50 --batch=10 \
   2>/dev/null | tail -n 1 | tee -a "$OUT"
-# MAML's own Omniglot shape: 32 tasks of 5-way 1-shot, 1 query drawing.
+# MAML's own Omniglot shape: 32 tasks of 5-way 1-shot, 1 query drawing, with
+# what the round is made of (--decompose).
 .venv/bin/python -m fedmeta.experiments.benchmarks.fed_maml_benchmark --repeats=7 \
-  --clients=32 --shots=1 --query_shots=1 --norm=batch \
+  --clients=32 --shots=1 --query_shots=1 --norm=batch --decompose \
   2>/dev/null | tail -n 1 | tee -a "$OUT"
 # 100 rounds of it through the runner, against 100 centralized steps.
 .venv/bin/python -m fedmeta.experiments.benchmarks.maml_run_benchmark --repeats=3 \
