@@ -168,6 +168,11 @@ def intrinsic_calls(building_block):
   return found
 
 
+def intrinsic_uris(process):
+  """The URI of every intrinsic call in `process.next`."""
+  return [uri for uri, _ in intrinsic_calls(process.next.to_building_block())]
+
+
 def runner_config(*args):
   """The runner's `ExperimentConfig` for command-line `args`, parsed in
   this process (the runner's flags are defined on first use)."""

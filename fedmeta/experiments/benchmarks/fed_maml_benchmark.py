@@ -149,10 +149,10 @@ def main(argv):
              for a in arrays]
   stack = lambda key, support: np.stack(
       [a[key][a['support'] == support] for a in arrays])
+  tasks = (stack('x', True), stack('y', True), stack('x', False),
+           stack('y', False))
   model = task.model_fn()
-  central_step = centralized_step_fn(
-      model, stack('x', True), stack('y', True), stack('x', False),
-      stack('y', False))
+  central_step = centralized_step_fn(model, *tasks)
   process = algorithms.build_fed_maml(
       model, inner_learning_rate=INNER_LR,
       server_optimizer=tff.learning.optimizers.build_adam(OUTER_LR))
@@ -163,8 +163,6 @@ def main(argv):
 
   contenders = {'fed_maml': fed_round, 'centralized': central_step}
   if _DECOMPOSE.value:
-    tasks = (stack('x', True), stack('y', True), stack('x', False),
-             stack('y', False))
     for threads in (1, 4):
       contenders[f'per_task_runs_{threads}'] = per_task_step_fn(
           model, *tasks, threads)
